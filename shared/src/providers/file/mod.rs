@@ -1,0 +1,16 @@
+//! `file` providers: the local default, safe with several processes at
+//! once (`cargo lambda watch` runs each function as its own process).
+//!
+//! Records are written to a `.tmp-<uuid>` file in the target directory and
+//! linked (create-if-absent) or renamed (replace) into place; the worker
+//! registry serialises its read-modify-write under an exclusive `flock`.
+
+pub mod beneath;
+mod artifacts;
+mod fsutil;
+mod releases;
+mod workers;
+
+pub use artifacts::LocalArtifactStore;
+pub use releases::FileReleaseRegistry;
+pub use workers::FileWorkerRegistry;

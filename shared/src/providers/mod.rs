@@ -1,0 +1,4 @@
+//! Implementations of the ports, one module per backend.
+
+pub mod file;
+pub mod memory;

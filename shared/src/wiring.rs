@@ -1,0 +1,1 @@
+//! Building providers from configuration (being written).
