@@ -1,9 +1,682 @@
-//! Configuration (stub, being written).
+//! All configuration, read once at cold start from the `TPF_*` variables
+//! (`RELEASES.md` §8, `API.md` §1.1, §1.5–§1.6). An invalid value or
+//! combination is a start-up error naming the variable.
 
-/// A secret reference.
+use std::path::{Path, PathBuf};
+
+use crate::domain::ids::is_valid_id;
+use crate::domain::location::{parse_root, Root};
+use crate::domain::values::parse_duration_ms;
+
+/// The logical function a binary serves; decides which surfaces and
+/// tokens start-up must check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionName {
+    ControlPlane,
+    ReleaseAdmin,
+    WorkerLifecycle,
+}
+
+impl FunctionName {
+    /// Name reported by the health route (and used by cargo-lambda and SAM).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionName::ControlPlane => "control-plane",
+            FunctionName::ReleaseAdmin => "release-admin",
+            FunctionName::WorkerLifecycle => "worker-lifecycle",
+        }
+    }
+}
+
+/// A secret reference (`API.md` §1.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
+    /// `env:NAME`: another environment variable.
     Env(String),
+    /// `ssm:/param/name`: SSM `GetParameter` with decryption.
     Ssm(String),
+    /// `secretsmanager:arn-or-name`: Secrets Manager `SecretString`.
     SecretsManager(String),
+}
+
+impl SecretRef {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (scheme, name) = text
+            .split_once(':')
+            .ok_or_else(|| "must be env:NAME, ssm:NAME or secretsmanager:NAME".to_string())?;
+        if name.trim().is_empty() {
+            return Err("names an empty reference".into());
+        }
+        match scheme {
+            "env" => Ok(SecretRef::Env(name.to_string())),
+            "ssm" => Ok(SecretRef::Ssm(name.to_string())),
+            "secretsmanager" => Ok(SecretRef::SecretsManager(name.to_string())),
+            other => Err(format!("has unknown reference scheme '{other}'")),
+        }
+    }
+}
+
+/// Where a token or secret comes from: the literal variable or a reference.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Literal(String),
+    Reference(SecretRef),
+}
+
+impl std::fmt::Debug for SecretSource {
+    // Never print a literal secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Literal(_) => f.write_str("Literal(<redacted>)"),
+            SecretSource::Reference(r) => write!(f, "Reference({r:?})"),
+        }
+    }
+}
+
+/// Backends a registry may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryProvider {
+    Memory,
+    File,
+    Dynamo,
+}
+
+/// Backends of the artifact store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageProvider {
+    Local,
+    S3,
+}
+
+/// `TPF_WORKER_CAPABILITIES_CHECK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapabilitiesCheck {
+    Register,
+    Off,
+}
+
+/// S3 settings of the artifact store (used once the `s3` provider lands).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3Settings {
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint_override: Option<String>,
+    pub path_style_access: bool,
+}
+
+/// DynamoDB settings of the registries (used once the `dynamo` providers land).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoSettings {
+    pub release_table: String,
+    pub worker_table: String,
+    pub region: Option<String>,
+    pub endpoint_override: Option<String>,
+}
+
+/// The whole configuration of one function process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub function: FunctionName,
+    pub control_plane_enabled: bool,
+    pub admin_enabled: bool,
+    pub control_plane_token: Option<SecretSource>,
+    pub admin_token: Option<SecretSource>,
+    /// `None`: every tenant is allowed.
+    pub allowed_tenants: Option<Vec<String>>,
+    pub releases_registry_provider: RegistryProvider,
+    pub releases_storage_provider: StorageProvider,
+    pub releases_storage_root: PathBuf,
+    pub s3: S3Settings,
+    pub registration_roots: Vec<Root>,
+    pub max_artifact_bytes: u64,
+    pub dynamo: DynamoSettings,
+    pub worker_lifecycle_provider: RegistryProvider,
+    pub worker_stale_after_ms: u64,
+    pub capabilities_check: CapabilitiesCheck,
+    pub worker_lifecycle_root: PathBuf,
+    pub worker_shared_secret: Option<SecretSource>,
+}
+
+/// A start-up failure; the message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn err(var: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{var} {why}"))
+}
+
+/// Largest `TPF_RELEASES_MAX_ARTIFACT_BYTES`.
+pub const MAX_ARTIFACT_BYTES_LIMIT: u64 = 5_368_709_120;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(function: FunctionName) -> Result<Self, ConfigError> {
+        let cwd =
+            std::env::current_dir().map_err(|e| ConfigError(format!("working directory: {e}")))?;
+        Self::from_lookup(function, &cwd, |k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (tests pass a map); relative paths
+    /// are made absolute against `cwd`.
+    pub fn from_lookup(
+        function: FunctionName,
+        cwd: &Path,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let r = Reader { get: &get };
+        let control_plane_enabled = r.boolean("TPF_CONTROL_PLANE_ENABLED", false)?;
+        let admin_enabled = r.boolean("TPF_ADMIN_ENABLED", false)?;
+
+        // A token pair is required where the function serves its routes with
+        // the surface enabled (API.md §1.5).
+        let serves_control_plane = function == FunctionName::ControlPlane && control_plane_enabled;
+        let serves_admin = admin_enabled; // every function serves /tpf/admin/... routes
+        let control_plane_token = r.secret_pair(
+            "TPF_CONTROL_PLANE_TOKEN",
+            "TPF_CONTROL_PLANE_TOKEN_REF",
+            serves_control_plane,
+        )?;
+        let admin_token = r.secret_pair("TPF_ADMIN_TOKEN", "TPF_ADMIN_TOKEN_REF", serves_admin)?;
+
+        let allowed_tenants = match r.raw("TPF_TENANCY_ALLOWED_TENANTS") {
+            None => None,
+            Some(list) => {
+                let ids: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = ids.iter().find(|id| !is_valid_id(id)) {
+                    return Err(err(
+                        "TPF_TENANCY_ALLOWED_TENANTS",
+                        format!("entry '{bad}' breaks the id rule"),
+                    ));
+                }
+                if ids.is_empty() {
+                    None
+                } else {
+                    Some(ids)
+                }
+            }
+        };
+
+        let releases_registry_provider = r.registry_provider("TPF_RELEASES_REGISTRY_PROVIDER")?;
+        let releases_storage_provider = match r.lower("TPF_RELEASES_STORAGE_PROVIDER").as_deref() {
+            None | Some("local") => StorageProvider::Local,
+            Some("s3") => StorageProvider::S3,
+            Some(_) => return Err(err("TPF_RELEASES_STORAGE_PROVIDER", "must be local or s3")),
+        };
+        let releases_storage_root = absolute(
+            cwd,
+            &r.raw("TPF_RELEASES_STORAGE_ROOT")
+                .unwrap_or_else(|| "target/tpf-releases".into()),
+        );
+
+        let prefix_raw = r
+            .raw("TPF_RELEASES_STORAGE_S3_PREFIX")
+            .unwrap_or_else(|| "tpf/releases".into());
+        let prefix = prefix_raw.trim_matches('/').to_string();
+        if !prefix.is_empty()
+            && prefix.split('/').any(|seg| {
+                seg.is_empty()
+                    || seg == "."
+                    || seg == ".."
+                    || seg.contains(['\\', '#', '?'])
+                    || seg.chars().any(crate::domain::values::is_control)
+            })
+        {
+            return Err(err(
+                "TPF_RELEASES_STORAGE_S3_PREFIX",
+                "has an empty, '.', '..' or otherwise invalid segment",
+            ));
+        }
+        let s3 = S3Settings {
+            bucket: r
+                .raw("TPF_RELEASES_STORAGE_S3_BUCKET")
+                .filter(|b| !b.trim().is_empty()),
+            prefix,
+            region: r.raw("TPF_RELEASES_STORAGE_S3_REGION"),
+            endpoint_override: r.raw("TPF_RELEASES_STORAGE_S3_ENDPOINT_OVERRIDE"),
+            path_style_access: r.boolean("TPF_RELEASES_STORAGE_S3_PATH_STYLE_ACCESS", false)?,
+        };
+        if releases_storage_provider == StorageProvider::S3 && s3.bucket.is_none() {
+            return Err(err(
+                "TPF_RELEASES_STORAGE_S3_BUCKET",
+                "is required with TPF_RELEASES_STORAGE_PROVIDER=s3",
+            ));
+        }
+
+        let mut registration_roots = Vec::new();
+        if let Some(list) = r.raw("TPF_RELEASES_REGISTRATION_ROOTS") {
+            for entry in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let root = parse_root(entry).map_err(|why| {
+                    err(
+                        "TPF_RELEASES_REGISTRATION_ROOTS",
+                        format!("entry '{entry}': {why}"),
+                    )
+                })?;
+                if let Root::Local(dir) = &root {
+                    if !Path::new(dir).is_dir() {
+                        return Err(err(
+                            "TPF_RELEASES_REGISTRATION_ROOTS",
+                            format!("entry '{entry}' is not an existing absolute directory"),
+                        ));
+                    }
+                }
+                registration_roots.push(root);
+            }
+        }
+
+        let max_artifact_bytes = match r.raw("TPF_RELEASES_MAX_ARTIFACT_BYTES") {
+            None => 268_435_456,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (1..=MAX_ARTIFACT_BYTES_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(err(
+                        "TPF_RELEASES_MAX_ARTIFACT_BYTES",
+                        "must be an integer from 1 to 5368709120",
+                    ))
+                }
+            },
+        };
+
+        let worker_lifecycle_provider = r.registry_provider("TPF_WORKER_LIFECYCLE_PROVIDER")?;
+        let dynamo = DynamoSettings {
+            release_table: r
+                .raw("TPF_DYNAMO_RELEASE_TABLE")
+                .unwrap_or_else(|| "tpf_release_registry".into()),
+            worker_table: r
+                .raw("TPF_DYNAMO_WORKER_TABLE")
+                .unwrap_or_else(|| "tpf_worker_registry".into()),
+            region: r.raw("TPF_DYNAMO_REGION"),
+            endpoint_override: r.raw("TPF_DYNAMO_ENDPOINT_OVERRIDE"),
+        };
+        if releases_registry_provider == RegistryProvider::Dynamo
+            && dynamo.release_table.trim().is_empty()
+        {
+            return Err(err(
+                "TPF_DYNAMO_RELEASE_TABLE",
+                "must not be blank with the dynamo provider",
+            ));
+        }
+        if worker_lifecycle_provider == RegistryProvider::Dynamo
+            && dynamo.worker_table.trim().is_empty()
+        {
+            return Err(err(
+                "TPF_DYNAMO_WORKER_TABLE",
+                "must not be blank with the dynamo provider",
+            ));
+        }
+
+        let worker_stale_after_ms = match r.raw("TPF_WORKER_LIFECYCLE_STALE_AFTER") {
+            None => 120_000,
+            Some(v) => parse_duration_ms(v.trim()).ok_or_else(|| {
+                err(
+                    "TPF_WORKER_LIFECYCLE_STALE_AFTER",
+                    "must be an ISO-8601 duration such as PT2M",
+                )
+            })?,
+        };
+        let capabilities_check = match r.lower("TPF_WORKER_CAPABILITIES_CHECK").as_deref() {
+            None | Some("register") => CapabilitiesCheck::Register,
+            Some("off") => CapabilitiesCheck::Off,
+            Some(_) => {
+                return Err(err(
+                    "TPF_WORKER_CAPABILITIES_CHECK",
+                    "must be register or off",
+                ))
+            }
+        };
+        let needs_secret = function == FunctionName::WorkerLifecycle
+            && capabilities_check == CapabilitiesCheck::Register;
+        let worker_shared_secret = r.secret_pair(
+            "TPF_WORKER_SHARED_SECRET",
+            "TPF_WORKER_SHARED_SECRET_REF",
+            needs_secret,
+        )?;
+        let worker_lifecycle_root = match r.raw("TPF_WORKER_LIFECYCLE_ROOT") {
+            Some(p) => absolute(cwd, &p),
+            None => releases_storage_root.join("workers"),
+        };
+
+        // Providers whose AWS implementation is not in this build yet fail
+        // start-up rather than silently falling back.
+        for (var, provider) in [
+            ("TPF_RELEASES_REGISTRY_PROVIDER", releases_registry_provider),
+            ("TPF_WORKER_LIFECYCLE_PROVIDER", worker_lifecycle_provider),
+        ] {
+            if provider == RegistryProvider::Dynamo {
+                return Err(err(
+                    var,
+                    "dynamo is not available in this build yet (memory or file)",
+                ));
+            }
+        }
+        if releases_storage_provider == StorageProvider::S3 {
+            return Err(err(
+                "TPF_RELEASES_STORAGE_PROVIDER",
+                "s3 is not available in this build yet (local)",
+            ));
+        }
+        if registration_roots
+            .iter()
+            .any(|r| matches!(r, Root::S3 { .. }))
+        {
+            return Err(err(
+                "TPF_RELEASES_REGISTRATION_ROOTS",
+                "s3:// roots are not available in this build yet (local directories only)",
+            ));
+        }
+
+        Ok(Config {
+            function,
+            control_plane_enabled,
+            admin_enabled,
+            control_plane_token,
+            admin_token,
+            allowed_tenants,
+            releases_registry_provider,
+            releases_storage_provider,
+            releases_storage_root,
+            s3,
+            registration_roots,
+            max_artifact_bytes,
+            dynamo,
+            worker_lifecycle_provider,
+            worker_stale_after_ms,
+            capabilities_check,
+            worker_lifecycle_root,
+            worker_shared_secret,
+        })
+    }
+}
+
+fn absolute(cwd: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    /// A variable's value; unset and empty are the same.
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.get)(var).filter(|v| !v.is_empty())
+    }
+    fn lower(&self, var: &str) -> Option<String> {
+        self.raw(var).map(|v| v.trim().to_ascii_lowercase())
+    }
+    fn boolean(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.lower(var).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(err(var, "must be true or false")),
+        }
+    }
+    fn registry_provider(&self, var: &str) -> Result<RegistryProvider, ConfigError> {
+        match self.lower(var).as_deref() {
+            None | Some("file") => Ok(RegistryProvider::File),
+            Some("memory") => {
+                tracing::warn!(
+                    variable = var,
+                    "memory provider: state is lost when the process ends"
+                );
+                Ok(RegistryProvider::Memory)
+            }
+            Some("dynamo") => Ok(RegistryProvider::Dynamo),
+            Some(_) => Err(err(var, "must be memory, file or dynamo")),
+        }
+    }
+    /// Exactly one of `literal` / `reference` when `required`; a reference
+    /// must have a known scheme and a name whenever it is set.
+    fn secret_pair(
+        &self,
+        literal: &str,
+        reference: &str,
+        required: bool,
+    ) -> Result<Option<SecretSource>, ConfigError> {
+        let lit = self.raw(literal);
+        let refr = self.raw(reference);
+        let source = match (lit, refr) {
+            (Some(_), Some(_)) if required => {
+                return Err(ConfigError(format!(
+                    "set exactly one of {literal} and {reference}, not both"
+                )))
+            }
+            (None, None) if required => {
+                return Err(ConfigError(format!(
+                    "set exactly one of {literal} and {reference}"
+                )))
+            }
+            (None, None) => None,
+            (_, Some(r)) => Some(SecretSource::Reference(
+                SecretRef::parse(r.trim()).map_err(|why| err(reference, why))?,
+            )),
+            (Some(l), None) => Some(SecretSource::Literal(l)),
+        };
+        Ok(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(function: FunctionName, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(function, Path::new("/work"), |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn cfg01_defaults_equal_the_spec() {
+        let c = load(FunctionName::ReleaseAdmin, &[]).unwrap();
+        assert!(!c.admin_enabled && !c.control_plane_enabled);
+        assert_eq!(c.releases_registry_provider, RegistryProvider::File);
+        assert_eq!(c.releases_storage_provider, StorageProvider::Local);
+        assert_eq!(
+            c.releases_storage_root,
+            PathBuf::from("/work/target/tpf-releases")
+        );
+        assert_eq!(c.s3.prefix, "tpf/releases");
+        assert!(!c.s3.path_style_access);
+        assert!(c.registration_roots.is_empty());
+        assert_eq!(c.max_artifact_bytes, 268_435_456);
+        assert_eq!(c.dynamo.release_table, "tpf_release_registry");
+        assert_eq!(c.dynamo.worker_table, "tpf_worker_registry");
+        assert_eq!(c.worker_lifecycle_provider, RegistryProvider::File);
+        assert_eq!(c.worker_stale_after_ms, 120_000);
+        assert_eq!(c.capabilities_check, CapabilitiesCheck::Register);
+        assert_eq!(
+            c.worker_lifecycle_root,
+            PathBuf::from("/work/target/tpf-releases/workers")
+        );
+        assert_eq!(c.allowed_tenants, None);
+    }
+
+    #[test]
+    fn cfg02_each_invalid_case_names_its_variable() {
+        use FunctionName::*;
+        type Case<'a> = (FunctionName, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_REGISTRY_PROVIDER", "redis")],
+                "TPF_RELEASES_REGISTRY_PROVIDER",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_WORKER_LIFECYCLE_PROVIDER", "x")],
+                "TPF_WORKER_LIFECYCLE_PROVIDER",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_STORAGE_PROVIDER", "gcs")],
+                "TPF_RELEASES_STORAGE_PROVIDER",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_ADMIN_ENABLED", "yes")],
+                "TPF_ADMIN_ENABLED",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_ADMIN_ENABLED", "1")],
+                "TPF_ADMIN_ENABLED",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_STORAGE_PROVIDER", "s3")],
+                "TPF_RELEASES_STORAGE_S3_BUCKET",
+            ),
+            (
+                ReleaseAdmin,
+                vec![
+                    ("TPF_RELEASES_REGISTRY_PROVIDER", "dynamo"),
+                    ("TPF_DYNAMO_RELEASE_TABLE", " "),
+                ],
+                "TPF_DYNAMO_RELEASE_TABLE",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_ADMIN_ENABLED", "true")],
+                "TPF_ADMIN_TOKEN_REF",
+            ),
+            (
+                ReleaseAdmin,
+                vec![
+                    ("TPF_ADMIN_ENABLED", "TRUE"),
+                    ("TPF_ADMIN_TOKEN", "a"),
+                    ("TPF_ADMIN_TOKEN_REF", "env:X"),
+                ],
+                "TPF_ADMIN_TOKEN",
+            ),
+            (
+                ReleaseAdmin,
+                vec![
+                    ("TPF_ADMIN_ENABLED", "true"),
+                    ("TPF_ADMIN_TOKEN_REF", "vault:x"),
+                ],
+                "TPF_ADMIN_TOKEN_REF",
+            ),
+            (
+                ReleaseAdmin,
+                vec![
+                    ("TPF_ADMIN_ENABLED", "true"),
+                    ("TPF_ADMIN_TOKEN_REF", "env:"),
+                ],
+                "TPF_ADMIN_TOKEN_REF",
+            ),
+            (
+                ControlPlane,
+                vec![("TPF_CONTROL_PLANE_ENABLED", "true")],
+                "TPF_CONTROL_PLANE_TOKEN",
+            ),
+            (WorkerLifecycle, vec![], "TPF_WORKER_SHARED_SECRET_REF"),
+            (
+                WorkerLifecycle,
+                vec![
+                    ("TPF_WORKER_SHARED_SECRET", "s"),
+                    ("TPF_WORKER_SHARED_SECRET_REF", "env:S"),
+                ],
+                "TPF_WORKER_SHARED_SECRET",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_REGISTRATION_ROOTS", "/definitely/not/here")],
+                "TPF_RELEASES_REGISTRATION_ROOTS",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_REGISTRATION_ROOTS", "relative/dir")],
+                "TPF_RELEASES_REGISTRATION_ROOTS",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_MAX_ARTIFACT_BYTES", "0")],
+                "TPF_RELEASES_MAX_ARTIFACT_BYTES",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_RELEASES_MAX_ARTIFACT_BYTES", "5368709121")],
+                "TPF_RELEASES_MAX_ARTIFACT_BYTES",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_WORKER_LIFECYCLE_STALE_AFTER", "2 minutes")],
+                "TPF_WORKER_LIFECYCLE_STALE_AFTER",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_WORKER_CAPABILITIES_CHECK", "maybe")],
+                "TPF_WORKER_CAPABILITIES_CHECK",
+            ),
+            (
+                ReleaseAdmin,
+                vec![("TPF_TENANCY_ALLOWED_TENANTS", "a,b/c")],
+                "TPF_TENANCY_ALLOWED_TENANTS",
+            ),
+        ];
+        for (function, vars, names) in cases {
+            let e = load(function, &vars).expect_err(&format!("{vars:?} must fail"));
+            assert!(e.0.contains(names), "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn providers_and_booleans_match_case_insensitively() {
+        let c = load(
+            FunctionName::ReleaseAdmin,
+            &[
+                ("TPF_RELEASES_REGISTRY_PROVIDER", "MeMoRy"),
+                ("TPF_ADMIN_ENABLED", "True"),
+                ("TPF_ADMIN_TOKEN_REF", "env:SOME_TOKEN"),
+                ("TPF_WORKER_CAPABILITIES_CHECK", "OFF"),
+                ("TPF_WORKER_LIFECYCLE_STALE_AFTER", "PT0S"),
+                ("TPF_TENANCY_ALLOWED_TENANTS", " acme , ,beta "),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.releases_registry_provider, RegistryProvider::Memory);
+        assert!(c.admin_enabled);
+        assert_eq!(
+            c.admin_token,
+            Some(SecretSource::Reference(SecretRef::Env("SOME_TOKEN".into())))
+        );
+        assert_eq!(c.capabilities_check, CapabilitiesCheck::Off);
+        assert_eq!(c.worker_stale_after_ms, 0);
+        assert_eq!(
+            c.allowed_tenants,
+            Some(vec!["acme".to_string(), "beta".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_disabled_surface_needs_no_token() {
+        let c = load(
+            FunctionName::ControlPlane,
+            &[("TPF_CONTROL_PLANE_ENABLED", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.control_plane_token, None);
+    }
+
+    #[test]
+    fn literal_secrets_are_redacted_in_debug_output() {
+        let s = format!("{:?}", SecretSource::Literal("hunter2".into()));
+        assert!(!s.contains("hunter2"));
+    }
 }

@@ -22,7 +22,11 @@ struct CursorBody {
 
 /// Encodes a cursor after `key` for `tenant` and `filters`.
 pub fn encode(tenant: &str, filters: &BTreeMap<String, String>, key: Value) -> String {
-    let body = CursorBody { t: tenant.to_owned(), f: filters.clone(), k: key };
+    let body = CursorBody {
+        t: tenant.to_owned(),
+        f: filters.clone(),
+        k: key,
+    };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
@@ -41,7 +45,10 @@ pub fn decode(
     filters: &BTreeMap<String, String>,
 ) -> Result<Value, ApiError> {
     if cursor.chars().count() > MAX_CURSOR_LEN {
-        return Err(ApiError::new(ErrorCode::InvalidCursor, "cursor is longer than 2048 characters"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidCursor,
+            "cursor is longer than 2048 characters",
+        ));
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor.trim_end_matches('='))
@@ -63,9 +70,21 @@ mod tests {
         f.insert("pipelineId".to_string(), "p".to_string());
         let c = encode("acme", &f, Value::from("w-1"));
         assert_eq!(decode(&c, "acme", &f).unwrap(), Value::from("w-1"));
-        assert_eq!(decode(&c, "other", &f).unwrap_err().code, ErrorCode::InvalidCursor);
-        assert_eq!(decode(&c, "acme", &BTreeMap::new()).unwrap_err().code, ErrorCode::InvalidCursor);
-        assert_eq!(decode("!!!", "acme", &f).unwrap_err().code, ErrorCode::InvalidCursor);
-        assert_eq!(decode("e30", "acme", &f).unwrap_err().code, ErrorCode::InvalidCursor);
+        assert_eq!(
+            decode(&c, "other", &f).unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
+        assert_eq!(
+            decode(&c, "acme", &BTreeMap::new()).unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
+        assert_eq!(
+            decode("!!!", "acme", &f).unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
+        assert_eq!(
+            decode("e30", "acme", &f).unwrap_err().code,
+            ErrorCode::InvalidCursor
+        );
     }
 }

@@ -55,7 +55,17 @@ mod tests {
 
     #[test]
     fn refuses_separators_traversal_length_and_bad_first_character() {
-        for bad in ["", "a#b", "a/b", "a..b", ".a", "-a", "é", "a b", &"a".repeat(129)] {
+        for bad in [
+            "",
+            "a#b",
+            "a/b",
+            "a..b",
+            ".a",
+            "-a",
+            "é",
+            "a b",
+            &"a".repeat(129),
+        ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
     }

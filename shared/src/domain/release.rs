@@ -43,7 +43,9 @@ pub const MAX_RECORD_BYTES: usize = 307_200;
 impl ReleaseRecord {
     /// Size that `RELEASE_TOO_LARGE` bounds (`RELEASES.md` §3.2).
     pub fn bounded_size(&self) -> usize {
-        compact_len(&self.descriptor) + compact_len(&self.contract) + compact_len(&self.stored_artifacts)
+        compact_len(&self.descriptor)
+            + compact_len(&self.contract)
+            + compact_len(&self.stored_artifacts)
     }
 
     /// Sort key of the release list: (`createdAtEpochMs`, `releaseVersion`).
@@ -56,7 +58,9 @@ impl ReleaseRecord {
 }
 
 fn compact_len<T: Serialize>(value: &T) -> usize {
-    serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX)
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
 }
 
 /// Position in the release list; ordered as the list is.
@@ -129,5 +133,34 @@ impl ReleaseView {
                 record,
             },
         }
+    }
+}
+
+/// The artifact store's extension for a source's final segment (§4.1):
+/// `.` + the text after its last `.` when that is 1–16 ASCII letters or
+/// digits, else `.artifact` (`app.jar` → `.jar`, `x.tar.gz` → `.gz`).
+pub fn artifact_extension(final_segment: &str) -> String {
+    match final_segment.rsplit_once('.') {
+        Some((_, ext))
+            if (1..=16).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!(".{ext}")
+        }
+        _ => ".artifact".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn art01_extension_rule() {
+        assert_eq!(artifact_extension("app.jar"), ".jar");
+        assert_eq!(artifact_extension("x.tar.gz"), ".gz");
+        assert_eq!(artifact_extension("worker"), ".artifact");
+        assert_eq!(artifact_extension("a.toolongextension17"), ".artifact");
+        assert_eq!(artifact_extension("a.ext-1"), ".artifact");
+        assert_eq!(artifact_extension("a."), ".artifact");
     }
 }

@@ -58,6 +58,12 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::from(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // serde_json reads the literal `-0` as the float -0.0; the spec
+        // accepts `-0` as the integer 0 (API.md §1.3). (`-0.0` becomes 0 too:
+        // the two cannot be told apart once parsed.)
+        if v == 0.0 && v.is_sign_negative() {
+            return Ok(Value::from(0i64));
+        }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("number is not finite"))
@@ -112,7 +118,8 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let StrictValue(v) =
         StrictValue::deserialize(&mut de).map_err(|e| StrictJsonError::Invalid(e.to_string()))?;
-    de.end().map_err(|e| StrictJsonError::Invalid(e.to_string()))?;
+    de.end()
+        .map_err(|e| StrictJsonError::Invalid(e.to_string()))?;
     Ok(v)
 }
 
@@ -130,12 +137,19 @@ mod tests {
 
     fn nested(levels: usize) -> String {
         // top-level object is level 1, then arrays.
-        format!("{{\"a\":{}{}}}", "[".repeat(levels - 1), "]".repeat(levels - 1))
+        format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
     }
 
     #[test]
     fn refuses_duplicates_at_any_depth() {
-        assert!(matches!(parse_object(br#"{"a":1,"a":2}"#), Err(StrictJsonError::Invalid(_))));
+        assert!(matches!(
+            parse_object(br#"{"a":1,"a":2}"#),
+            Err(StrictJsonError::Invalid(_))
+        ));
         assert!(matches!(
             parse_object(br#"{"x":[{"b":1,"b":1}]}"#),
             Err(StrictJsonError::Invalid(_))
@@ -145,7 +159,10 @@ mod tests {
     #[test]
     fn caps_nesting_at_127_levels() {
         assert!(parse_object(nested(127).as_bytes()).is_ok());
-        assert!(matches!(parse_object(nested(128).as_bytes()), Err(StrictJsonError::Invalid(_))));
+        assert!(matches!(
+            parse_object(nested(128).as_bytes()),
+            Err(StrictJsonError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -153,8 +170,14 @@ mod tests {
         assert_eq!(parse_object(b"  \n"), Err(StrictJsonError::Empty));
         assert_eq!(parse_object(&[0xff, 0xfe]), Err(StrictJsonError::NotUtf8));
         assert_eq!(parse_object(b"[1]"), Err(StrictJsonError::NotObject));
-        assert!(matches!(parse_object(b"{"), Err(StrictJsonError::Invalid(_))));
-        assert!(matches!(parse_object(b"{} x"), Err(StrictJsonError::Invalid(_))));
+        assert!(matches!(
+            parse_object(b"{"),
+            Err(StrictJsonError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_object(b"{} x"),
+            Err(StrictJsonError::Invalid(_))
+        ));
     }
 
     #[test]

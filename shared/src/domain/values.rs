@@ -110,7 +110,17 @@ mod tests {
         assert_eq!(parse_duration_ms("P7D"), Some(7 * 86_400_000));
         assert_eq!(parse_duration_ms("PT1.5S"), Some(1_500));
         assert_eq!(parse_duration_ms("P1DT1H1M1.000000001S"), Some(90_061_000));
-        for bad in ["", "P", "PT", "PT-1S", "2M", "PT1.S", "PT1.0000000001S", "PT1X", "P1H"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "PT-1S",
+            "2M",
+            "PT1.S",
+            "PT1.0000000001S",
+            "PT1X",
+            "P1H",
+        ] {
             assert_eq!(parse_duration_ms(bad), None, "{bad}");
         }
     }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use std::fs::File;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::domain::location::Root;
 use crate::domain::release::{ActivationEvent, ReleaseListKey, ReleaseRecord};
 use crate::domain::worker::{WorkerEntry, WorkerEvent};
 use crate::error::StoreError;
@@ -118,6 +119,9 @@ pub trait ArtifactStore: Send + Sync {
         ext: &str,
         size_bytes: u64,
     ) -> Result<StoredObject, StoreArtifactError>;
+    /// The managed URI an object `<hex><ext>` gets (deterministic; used to
+    /// bound the record's size before anything is stored).
+    fn managed_uri(&self, hex: &str, ext: &str) -> String;
     /// Checks the object behind `uri` against size and checksum.
     async fn verify(
         &self,
@@ -125,6 +129,29 @@ pub trait ArtifactStore: Send + Sync {
         size_bytes: u64,
         checksum: &str,
     ) -> Result<Verification, StoreError>;
+}
+
+/// Why a location beneath a registration root could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenLocationError {
+    /// Resolution leaves the root (absolute link, `..` above it, too many links).
+    #[error("location resolves outside its root")]
+    Escapes,
+    /// Missing, not a regular file/object, or unreadable.
+    #[error("location is missing or unreadable")]
+    Unreadable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens descriptor and artifact locations beneath registration roots
+/// (`RELEASES.md` §3.1.2): local roots through `openat2`, S3 roots (later)
+/// by spooling the object to ephemeral storage.
+#[async_trait]
+pub trait LocationReader: Send + Sync {
+    /// Opens `rest` beneath `root` for reading; returns the handle and the
+    /// size the handle reports (`stat` / `ContentLength`).
+    async fn open(&self, root: &Root, rest: &str) -> Result<(File, u64), OpenLocationError>;
 }
 
 /// Outcome of a conditional write of a worker entry.

@@ -5,12 +5,14 @@
 //! linked (create-if-absent) or renamed (replace) into place; the worker
 //! registry serialises its read-modify-write under an exclusive `flock`.
 
-pub mod beneath;
 mod artifacts;
+pub mod beneath;
 mod fsutil;
+mod locations;
 mod releases;
 mod workers;
 
 pub use artifacts::LocalArtifactStore;
+pub use locations::LocalLocationReader;
 pub use releases::FileReleaseRegistry;
 pub use workers::FileWorkerRegistry;
