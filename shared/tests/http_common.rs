@@ -313,3 +313,54 @@ async fn com08_every_response_has_a_request_id_and_json() {
         .await
         .assert_error(404, "ROUTE_NOT_FOUND");
 }
+
+/// A secret service fake: answers `ssm:` and `secretsmanager:` references.
+struct FakeSecrets;
+
+#[async_trait::async_trait]
+impl tpf_core::ports::SecretResolver for FakeSecrets {
+    async fn resolve(&self, reference: &tpf_core::config::SecretRef) -> Option<String> {
+        use tpf_core::config::SecretRef::*;
+        match reference {
+            Ssm(name) if name == "/tpf/admin-token" => Some(format!(" {ADMIN}\n")),
+            SecretsManager(id) if id == "tpf/admin" => Some(ADMIN.to_string()),
+            _ => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn auth07_ssm_and_secretsmanager_references_resolve_through_the_secret_port() {
+    use std::sync::Arc;
+    use tpf_core::config::{SecretRef, SecretSource};
+    use tpf_core::providers::secrets::CachedSecret;
+    for reference in [
+        SecretRef::Ssm("/tpf/admin-token".into()),
+        SecretRef::SecretsManager("tpf/admin".into()),
+    ] {
+        let token = CachedSecret::new(SecretSource::Reference(reference), Arc::new(FakeSecrets));
+        let app = worker_app(Options {
+            admin_token: Some(token),
+            ..Options::default()
+        });
+        req("GET", WORKERS).admin().send(&app).await.assert_ok();
+        req("GET", WORKERS)
+            .header("authorization", "Bearer nope")
+            .send(&app)
+            .await
+            .assert_error(401, "UNAUTHORIZED");
+    }
+    let missing = CachedSecret::new(
+        SecretSource::Reference(SecretRef::Ssm("/absent".into())),
+        Arc::new(FakeSecrets),
+    );
+    let app = worker_app(Options {
+        admin_token: Some(missing),
+        ..Options::default()
+    });
+    req("GET", WORKERS)
+        .admin()
+        .send(&app)
+        .await
+        .assert_error(503, "AUTH_UNAVAILABLE");
+}

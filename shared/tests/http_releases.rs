@@ -693,28 +693,7 @@ async fn rac07_rac08_locations_outside_the_roots_are_refused_unopened() {
         r.assert_error(400, "LOCATION_NOT_ALLOWED");
     }
     // No local root at all: everything is refused, even inside the old root.
-    let rootless = release_app(Options::default());
-    let deps = rootless.releases.clone().unwrap();
-    let state = tpf_core::http::AppState {
-        function: tpf_core::config::FunctionName::ReleaseAdmin,
-        control_plane_enabled: false,
-        admin_enabled: true,
-        control_plane_token: None,
-        admin_token: Some(tpf_core::providers::secrets::CachedSecret::new(
-            tpf_core::config::SecretSource::Literal(ADMIN.into()),
-            Arc::new(tpf_core::providers::secrets::EnvSecretResolver),
-        )),
-        allowed_tenants: None,
-        releases: Some(tpf_core::actions::ReleaseDeps {
-            roots: vec![],
-            ..deps
-        }),
-        workers: None,
-    };
-    let no_roots = TestApp {
-        router: tpf_core::http::router(Arc::new(state)),
-        ..rootless
-    };
+    let no_roots = release_app(Options::default()).with_release_deps(|d| d.roots.clear());
     let demo = write_release(&no_roots.root, &spec("1.0")).unwrap();
     register_path(&no_roots, &demo.descriptor_path)
         .await
@@ -1213,27 +1192,7 @@ impl tpf_core::ports::ArtifactStore for DownStore {
 async fn act10_store_outage_during_verification_is_503_without_event() {
     let app = release_app(Options::default());
     registered(&app, &["1.0"]).await;
-    let deps = app.releases.clone().unwrap();
-    let state = tpf_core::http::AppState {
-        function: tpf_core::config::FunctionName::ReleaseAdmin,
-        control_plane_enabled: false,
-        admin_enabled: true,
-        control_plane_token: None,
-        admin_token: Some(tpf_core::providers::secrets::CachedSecret::new(
-            tpf_core::config::SecretSource::Literal(ADMIN.into()),
-            Arc::new(tpf_core::providers::secrets::EnvSecretResolver),
-        )),
-        allowed_tenants: None,
-        releases: Some(tpf_core::actions::ReleaseDeps {
-            store: Arc::new(DownStore),
-            ..deps
-        }),
-        workers: None,
-    };
-    let down = TestApp {
-        router: tpf_core::http::router(Arc::new(state)),
-        ..app
-    };
+    let down = app.with_release_deps(|d| d.store = Arc::new(DownStore));
     let r = activate(&down, "1.0").await;
     r.assert_error(503, "DEPENDENCY_UNAVAILABLE");
     assert_eq!(r.headers["retry-after"], "5");

@@ -11,6 +11,7 @@ pub mod list_releases;
 pub mod list_workers;
 pub mod register_release;
 pub mod register_worker;
+mod update_worker;
 
 use std::sync::Arc;
 

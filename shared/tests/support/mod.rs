@@ -122,6 +122,30 @@ fn build(function: FunctionName, opts: Options) -> TestApp {
     }
 }
 
+impl TestApp {
+    /// The same release-admin app (same state directory and clock) with
+    /// its release dependencies changed, e.g. a failing store or no roots.
+    pub fn with_release_deps(self, change: impl FnOnce(&mut ReleaseDeps)) -> TestApp {
+        let mut deps = self.releases.clone().expect("a release-admin app");
+        change(&mut deps);
+        let state = AppState {
+            function: FunctionName::ReleaseAdmin,
+            control_plane_enabled: true,
+            admin_enabled: true,
+            control_plane_token: secret(CONTROL),
+            admin_token: secret(ADMIN),
+            allowed_tenants: None,
+            releases: Some(deps.clone()),
+            workers: None,
+        };
+        TestApp {
+            router: router(Arc::new(state)),
+            releases: Some(deps),
+            ..self
+        }
+    }
+}
+
 pub fn worker_app(opts: Options) -> TestApp {
     build(FunctionName::WorkerLifecycle, opts)
 }
