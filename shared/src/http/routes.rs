@@ -57,9 +57,6 @@ pub struct Route {
     pub function: &'static str,
 }
 
-const RELEASES: &str = "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases";
-const WORKERS: &str = "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers";
-
 macro_rules! route {
     ($m:ident, $path:expr, $surface:ident, $body:expr, $query:expr, $action:ident, $function:expr) => {
         Route {
@@ -83,7 +80,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(GET, "/q/health/live", Public, false, &[], Health, "*"),
         route!(
             POST,
-            concat_path(RELEASES, "/register"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/register",
             Admin,
             true,
             &[],
@@ -92,7 +89,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             GET,
-            RELEASES,
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases",
             Admin,
             false,
             PAGE,
@@ -101,7 +98,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             GET,
-            concat_path(RELEASES, "/active"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/active",
             Admin,
             false,
             &[],
@@ -110,7 +107,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             GET,
-            concat_path(RELEASES, "/activations"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/activations",
             Admin,
             false,
             PAGE,
@@ -119,7 +116,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             GET,
-            concat_path(RELEASES, "/{releaseVersion}"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/{releaseVersion}",
             Admin,
             false,
             &[],
@@ -128,7 +125,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             POST,
-            concat_path(RELEASES, "/{releaseVersion}/activate"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/{releaseVersion}/activate",
             Admin,
             false,
             &[],
@@ -137,7 +134,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             POST,
-            concat_path(WORKERS, "/register"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/register",
             Admin,
             true,
             &[],
@@ -146,7 +143,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             POST,
-            concat_path(WORKERS, "/{workerId}/heartbeat"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/{workerId}/heartbeat",
             Admin,
             false,
             &[],
@@ -155,7 +152,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             POST,
-            concat_path(WORKERS, "/{workerId}/drain"),
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/{workerId}/drain",
             Admin,
             false,
             &[],
@@ -164,7 +161,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
         route!(
             GET,
-            WORKERS,
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers",
             Admin,
             false,
             WORKER_LIST,
@@ -173,11 +170,6 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
     ]
 });
-
-/// Joins two static path pieces once (the table lives for the process).
-fn concat_path(a: &'static str, b: &'static str) -> &'static str {
-    Box::leak(format!("{a}{b}").into_boxed_str())
-}
 
 fn page(parts: &RequestParts) -> Result<PageRequest, ApiError> {
     Ok(PageRequest {
