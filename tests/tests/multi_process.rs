@@ -273,3 +273,102 @@ async fn wl09_processes_changing_one_worker_lose_no_update() {
         "no temporary left"
     );
 }
+
+/// Writes demo release `version` (its own artifact bytes) beneath `root`.
+fn demo(root: &Path, version: &str) -> std::path::PathBuf {
+    let spec = demo_release::DemoSpec {
+        pipeline_id: "orders".into(),
+        release_version: version.into(),
+        ..demo_release::DemoSpec::default()
+    };
+    demo_release::write_release(root, &spec)
+        .unwrap()
+        .descriptor_path
+}
+
+fn action(dir: &Path, registration_root: &Path, args: &[&str]) -> Command {
+    let mut c = race(dir, args);
+    c.env("RACE_REGISTRATION_ROOT", registration_root);
+    c
+}
+
+#[tokio::test]
+async fn rrp02_register_and_activate_actions_race_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("releases");
+    fs::create_dir_all(&roots).unwrap();
+    let store = dir.path().join("state");
+    let v1 = demo(&roots, "1.0");
+    let v2 = demo(&roots, "2.0");
+
+    // Six processes register the same release at once: all 200, one record,
+    // each answering with the winner's createdAtEpochMs; one stored object.
+    let v1_str = v1.to_str().unwrap().to_owned();
+    let outputs = run_together(
+        (0..6)
+            .map(|_| action(&store, &roots, &["register-action", &v1_str]))
+            .collect(),
+    );
+    assert!(outputs.iter().all(|o| o.starts_with("200 ")), "{outputs:?}");
+    assert_eq!(
+        outputs.iter().collect::<BTreeSet<_>>().len(),
+        1,
+        "one winner: {outputs:?}"
+    );
+    let records = store.join("registry/acme/orders/releases");
+    assert_eq!(fs::read_dir(&records).unwrap().count(), 1);
+    assert_all_json(&records);
+    let objects: Vec<_> = fs::read_dir(store.join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+
+    // A second version, then six processes activating 1.0 and 2.0 at once.
+    let v2_str = v2.to_str().unwrap().to_owned();
+    assert!(
+        run_together(vec![action(&store, &roots, &["register-action", &v2_str])])[0]
+            .starts_with("200 ")
+    );
+    let outputs = run_together(
+        (0..6)
+            .map(|i| {
+                action(
+                    &store,
+                    &roots,
+                    &["activate-action", if i % 2 == 0 { "1.0" } else { "2.0" }],
+                )
+            })
+            .collect(),
+    );
+    assert!(
+        outputs
+            .iter()
+            .all(|o| o == "200" || o == "CONCURRENT_MODIFICATION"),
+        "{outputs:?}"
+    );
+    assert!(outputs.iter().any(|o| o == "200"));
+    let registry = FileReleaseRegistry::new(store.clone());
+    let events: Vec<ActivationEvent> = registry
+        .list_events("acme", "orders", None, 100)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "gapless"
+    );
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[1].previous_release_version.as_deref(),
+            Some(pair[0].release_version.as_str())
+        );
+        assert_ne!(
+            pair[0].release_version, pair[1].release_version,
+            "re-activation is a no-op"
+        );
+    }
+    assert_all_json(&store.join("registry/acme/orders/activations"));
+}

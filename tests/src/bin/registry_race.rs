@@ -15,6 +15,11 @@
 //! registry_race <storage_root> <tenant> <pipeline> heartbeat-loop <worker> <n>
 //!     n read/write_worker changes (+1 stateVersion each, every fifth with a
 //!     REGISTER event), retrying on Conflict; prints DONE <events written>
+//! registry_race <storage_root> <tenant> <pipeline> register-action <descriptor path>
+//!     runs the register_release action (file registry, local store, roots from
+//!     RACE_REGISTRATION_ROOT); prints `200 <createdAtEpochMs>` or the error code
+//! registry_race <storage_root> <tenant> <pipeline> activate-action <version>
+//!     runs the activate_release action; prints `200` or the error code
 //! ```
 //!
 //! With `RACE_START_AT_MS` set (epoch ms), the operation waits until then,
@@ -24,10 +29,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+use tpf_core::actions::register_release::{self, DescriptorSource};
+use tpf_core::actions::{activate_release, ReleaseDeps};
+use tpf_core::domain::location::Root;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord};
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
+use tpf_core::ports::SystemClock;
 use tpf_core::ports::{AppendOutcome, CreateOutcome, ReleaseRegistry, WorkerRegistry, WorkerWrite};
-use tpf_core::providers::file::{FileReleaseRegistry, FileWorkerRegistry};
+use tpf_core::providers::file::{
+    FileReleaseRegistry, FileWorkerRegistry, LocalArtifactStore, LocalLocationReader,
+};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -99,6 +111,19 @@ fn register_event(entry: &WorkerEntry) -> WorkerEvent {
     }
 }
 
+/// The release actions' dependencies on the file providers under `root`.
+fn action_deps(root: &std::path::Path) -> ReleaseDeps {
+    let registration_root = std::env::var("RACE_REGISTRATION_ROOT").unwrap_or_default();
+    ReleaseDeps {
+        registry: Arc::new(FileReleaseRegistry::new(root.to_path_buf())),
+        store: Arc::new(LocalArtifactStore::new(root.to_path_buf())),
+        locations: Arc::new(LocalLocationReader),
+        clock: Arc::new(SystemClock),
+        roots: vec![Root::Local(registration_root)],
+        max_artifact_bytes: 268_435_456,
+    }
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: registry_race <storage_root> <tenant> <pipeline> <op> <arg> [<arg>]");
     ExitCode::from(2)
@@ -123,6 +148,23 @@ async fn main() -> ExitCode {
     wait_for_start().await;
 
     match (op, extra) {
+        ("register-action", _) | ("activate-action", _) => {
+            let deps = action_deps(&root);
+            let outcome = if op == "register-action" {
+                let source = DescriptorSource::Location(arg.to_string());
+                register_release::run(&deps, tenant, pipeline, source)
+                    .await
+                    .map(|v| format!("200 {}", v.record.created_at_epoch_ms))
+            } else {
+                activate_release::run(&deps, tenant, pipeline, arg)
+                    .await
+                    .map(|_| "200".to_string())
+            };
+            match outcome {
+                Ok(line) => println!("{line}"),
+                Err(e) => println!("{}", e.code.as_str()),
+            }
+        }
         ("create", _) => {
             let created_at = extra
                 .and_then(|v| v.parse().ok())
