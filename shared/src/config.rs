@@ -114,6 +114,52 @@ pub struct DynamoSettings {
     pub endpoint_override: Option<String>,
 }
 
+/// `TPF_IDEMPOTENCY_POLICY` (`API.md` §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotencyPolicy {
+    OptionalClientKey,
+    ClientKeyRequired,
+    ServerKeyOnly,
+}
+
+/// Backends of the execution and await stores (`TPF_STATE_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateProvider {
+    Memory,
+    File,
+    Dynamo,
+}
+
+/// `TPF_DLQ_PROVIDER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterProvider {
+    Log,
+    File(PathBuf),
+    Sqs(String),
+}
+
+/// The execution engine's settings (`EXECUTION.md` §1, §10.1).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub lease_ms: i64,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_response_bytes: usize,
+    pub non_retryable_classes: Vec<String>,
+    pub max_retries: u64,
+    pub retry_delay_ms: u64,
+    pub retry_multiplier: f64,
+    pub ttl_days: i64,
+    pub sweep_limit: usize,
+    pub sweep_interval_ms: u64,
+    pub idempotency_policy: IdempotencyPolicy,
+    pub state_provider: StateProvider,
+    pub state_root: PathBuf,
+    pub dead_letters: DeadLetterProvider,
+    pub resume_token_secret: Option<SecretSource>,
+    pub signature_tolerance_ms: u64,
+}
+
 /// The whole configuration of one function process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -136,6 +182,7 @@ pub struct Config {
     pub capabilities_check: CapabilitiesCheck,
     pub worker_lifecycle_root: PathBuf,
     pub worker_shared_secret: Option<SecretSource>,
+    pub engine: EngineSettings,
 }
 
 /// A start-up failure; the message names the variable.
@@ -371,7 +418,10 @@ impl Config {
             ));
         }
 
+        let engine = r.engine(function, cwd, &releases_storage_root)?;
+
         Ok(Config {
+            engine,
             function,
             control_plane_enabled,
             admin_enabled,
@@ -400,6 +450,178 @@ fn absolute(cwd: &Path, p: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         cwd.join(p)
+    }
+}
+
+fn duration(r: &Reader, var: &str, default_ms: u64) -> Result<u64, ConfigError> {
+    match r.raw(var) {
+        None => Ok(default_ms),
+        Some(v) => parse_duration_ms(v.trim())
+            .ok_or_else(|| err(var, "must be an ISO-8601 duration such as PT30S")),
+    }
+}
+
+fn integer<T: std::str::FromStr>(r: &Reader, var: &str, default: T) -> Result<T, ConfigError> {
+    match r.raw(var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| err(var, "must be an integer")),
+    }
+}
+
+impl Reader<'_> {
+    /// `EXECUTION.md` §1 and §10.1 (validated in the functions that build the engine).
+    fn engine(
+        &self,
+        function: FunctionName,
+        cwd: &Path,
+        storage_root: &Path,
+    ) -> Result<EngineSettings, ConfigError> {
+        let builds_engine = function == FunctionName::ControlPlane;
+        let connect_timeout_ms = duration(self, "TPF_WORKER_REST_CONNECT_TIMEOUT", 2_000)?;
+        let request_timeout_ms = duration(self, "TPF_WORKER_REST_REQUEST_TIMEOUT", 30_000)?;
+        let lease_ms: i64 = integer(self, "TPF_LEASE_MS", 60_000)?;
+        if builds_engine
+            && (lease_ms <= 0
+                || (lease_ms as u64) < connect_timeout_ms + request_timeout_ms + 10_000)
+        {
+            return Err(err(
+                "TPF_LEASE_MS",
+                "must be > 0 and at least TPF_WORKER_REST_CONNECT_TIMEOUT + TPF_WORKER_REST_REQUEST_TIMEOUT + 10000 ms",
+            ));
+        }
+        let max_response_bytes: usize = integer(self, "TPF_WORKER_MAX_RESPONSE_BYTES", 5_242_880)?;
+        if max_response_bytes == 0 {
+            return Err(err("TPF_WORKER_MAX_RESPONSE_BYTES", "must be at least 1"));
+        }
+        let non_retryable_classes = self
+            .raw("TPF_NON_RETRYABLE_FAILURE_CLASSES")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let max_retries: u64 = integer(self, "TPF_MAX_RETRIES", 3)?;
+        let retry_delay_ms = duration(self, "TPF_RETRY_DELAY", 10_000)?;
+        let retry_multiplier: f64 = match self.raw("TPF_RETRY_MULTIPLIER") {
+            None => 2.0,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|m: &f64| m.is_finite())
+                .ok_or_else(|| err("TPF_RETRY_MULTIPLIER", "must be a number"))?,
+        };
+        let ttl_days: i64 = integer::<i64>(self, "TPF_EXECUTION_TTL_DAYS", 7)?.max(1);
+        let sweep_limit: i64 = integer(self, "TPF_SWEEP_LIMIT", 100)?;
+        let sweep_interval_ms = duration(self, "TPF_SWEEP_INTERVAL", 30_000)?;
+        if builds_engine && sweep_interval_ms == 0 {
+            return Err(err("TPF_SWEEP_INTERVAL", "must be longer than zero"));
+        }
+        let idempotency_policy = match self
+            .raw("TPF_IDEMPOTENCY_POLICY")
+            .map(|v| v.trim().to_ascii_uppercase())
+            .as_deref()
+        {
+            None | Some("OPTIONAL_CLIENT_KEY") => IdempotencyPolicy::OptionalClientKey,
+            Some("CLIENT_KEY_REQUIRED") => IdempotencyPolicy::ClientKeyRequired,
+            Some("SERVER_KEY_ONLY") => IdempotencyPolicy::ServerKeyOnly,
+            Some(_) => {
+                return Err(err(
+                    "TPF_IDEMPOTENCY_POLICY",
+                    "must be OPTIONAL_CLIENT_KEY, CLIENT_KEY_REQUIRED or SERVER_KEY_ONLY",
+                ))
+            }
+        };
+        let state_provider = match self.lower("TPF_STATE_PROVIDER").as_deref() {
+            None | Some("file") => StateProvider::File,
+            Some("memory") => StateProvider::Memory,
+            Some("dynamo") => StateProvider::Dynamo,
+            Some(_) => return Err(err("TPF_STATE_PROVIDER", "must be memory, file or dynamo")),
+        };
+        if builds_engine && state_provider == StateProvider::Dynamo {
+            return Err(err(
+                "TPF_STATE_PROVIDER",
+                "dynamo is not available in this build yet (memory or file)",
+            ));
+        }
+        let state_root = match self.raw("TPF_STATE_ROOT") {
+            Some(p) => absolute(cwd, &p),
+            None => storage_root.join("state"),
+        };
+        match self.lower("TPF_QUEUE_PROVIDER").as_deref() {
+            None | Some("inline") => {}
+            Some("sqs") if builds_engine => {
+                return Err(err(
+                    "TPF_QUEUE_PROVIDER",
+                    "sqs is not available in this build yet (inline)",
+                ))
+            }
+            Some("sqs") => {}
+            Some(_) => return Err(err("TPF_QUEUE_PROVIDER", "must be inline or sqs")),
+        }
+        let dead_letters = match self.lower("TPF_DLQ_PROVIDER").as_deref() {
+            None | Some("log") => DeadLetterProvider::Log,
+            Some("file") => match self.raw("TPF_DLQ_FILE") {
+                Some(p) => DeadLetterProvider::File(absolute(cwd, &p)),
+                None => {
+                    return Err(err(
+                        "TPF_DLQ_FILE",
+                        "is required with TPF_DLQ_PROVIDER=file",
+                    ))
+                }
+            },
+            Some("sqs") => match self.raw("TPF_DLQ_URL") {
+                Some(u) if builds_engine => {
+                    let _ = u;
+                    return Err(err(
+                        "TPF_DLQ_PROVIDER",
+                        "sqs is not available in this build yet (log or file)",
+                    ));
+                }
+                Some(u) => DeadLetterProvider::Sqs(u),
+                None => return Err(err("TPF_DLQ_URL", "is required with TPF_DLQ_PROVIDER=sqs")),
+            },
+            Some(_) => return Err(err("TPF_DLQ_PROVIDER", "must be log, file or sqs")),
+        };
+        let resume_token_secret =
+            match (
+                self.raw("TPF_RESUME_TOKEN_SECRET"),
+                self.raw("TPF_RESUME_TOKEN_SECRET_REF"),
+            ) {
+                (Some(_), Some(_)) => return Err(ConfigError(
+                    "set at most one of TPF_RESUME_TOKEN_SECRET and TPF_RESUME_TOKEN_SECRET_REF"
+                        .into(),
+                )),
+                (Some(v), None) => Some(SecretSource::Literal(v)),
+                (None, Some(r)) => Some(SecretSource::Reference(
+                    SecretRef::parse(r.trim())
+                        .map_err(|why| err("TPF_RESUME_TOKEN_SECRET_REF", why))?,
+                )),
+                (None, None) => None,
+            };
+        let signature_tolerance_ms = duration(self, "TPF_WORKER_SIGNATURE_TOLERANCE", 120_000)?;
+        Ok(EngineSettings {
+            lease_ms,
+            connect_timeout_ms,
+            request_timeout_ms,
+            max_response_bytes,
+            non_retryable_classes,
+            max_retries,
+            retry_delay_ms,
+            retry_multiplier,
+            ttl_days,
+            sweep_limit: sweep_limit.max(0) as usize,
+            sweep_interval_ms,
+            idempotency_policy,
+            state_provider,
+            state_root,
+            dead_letters,
+            resume_token_secret,
+            signature_tolerance_ms,
+        })
     }
 }
 

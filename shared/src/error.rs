@@ -39,6 +39,23 @@ pub enum ErrorCode {
     WorkerNotFound,
     ReleaseVersionConflict,
     ReleaseArtifactUnverified,
+    InvalidPayload,
+    IdempotencyKeyRequired,
+    OutputStreamingUnsupported,
+    ResumeTokenInvalid,
+    ExecutionNotFound,
+    InteractionNotFound,
+    NoActiveRelease,
+    IdempotencyKeyReused,
+    InteractionAlreadyCompleted,
+    InteractionTerminal,
+    InteractionTimedOut,
+    ExecutionNotRedrivable,
+    VersionMismatch,
+    WorkerCapabilitiesMismatch,
+    NoHealthyWorker,
+    ResumeTokenUnavailable,
+    WorkerUnreachable,
 }
 
 impl ErrorCode {
@@ -77,6 +94,23 @@ impl ErrorCode {
             WorkerNotFound => "WORKER_NOT_FOUND",
             ReleaseVersionConflict => "RELEASE_VERSION_CONFLICT",
             ReleaseArtifactUnverified => "RELEASE_ARTIFACT_UNVERIFIED",
+            InvalidPayload => "INVALID_PAYLOAD",
+            IdempotencyKeyRequired => "IDEMPOTENCY_KEY_REQUIRED",
+            OutputStreamingUnsupported => "OUTPUT_STREAMING_UNSUPPORTED",
+            ResumeTokenInvalid => "RESUME_TOKEN_INVALID",
+            ExecutionNotFound => "EXECUTION_NOT_FOUND",
+            InteractionNotFound => "INTERACTION_NOT_FOUND",
+            NoActiveRelease => "NO_ACTIVE_RELEASE",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            InteractionAlreadyCompleted => "INTERACTION_ALREADY_COMPLETED",
+            InteractionTerminal => "INTERACTION_TERMINAL",
+            InteractionTimedOut => "INTERACTION_TIMED_OUT",
+            ExecutionNotRedrivable => "EXECUTION_NOT_REDRIVABLE",
+            VersionMismatch => "VERSION_MISMATCH",
+            WorkerCapabilitiesMismatch => "WORKER_CAPABILITIES_MISMATCH",
+            NoHealthyWorker => "NO_HEALTHY_WORKER",
+            ResumeTokenUnavailable => "RESUME_TOKEN_UNAVAILABLE",
+            WorkerUnreachable => "WORKER_UNREACHABLE",
         }
     }
 
@@ -86,13 +120,28 @@ impl ErrorCode {
         match self {
             Unauthorized => 401,
             TenantNotAllowed => 403,
-            RouteNotFound | ReleaseNotFound | WorkerNotFound => 404,
+            RouteNotFound | ReleaseNotFound | WorkerNotFound | ExecutionNotFound
+            | InteractionNotFound => 404,
             MethodNotAllowed => 405,
-            ConcurrentModification | ReleaseVersionConflict | ReleaseArtifactUnverified => 409,
+            ConcurrentModification
+            | ReleaseVersionConflict
+            | ReleaseArtifactUnverified
+            | NoActiveRelease
+            | IdempotencyKeyReused
+            | InteractionAlreadyCompleted
+            | InteractionTerminal
+            | InteractionTimedOut
+            | ExecutionNotRedrivable
+            | VersionMismatch
+            | WorkerCapabilitiesMismatch => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             InternalError => 500,
-            AuthUnavailable | DependencyUnavailable => 503,
+            AuthUnavailable
+            | DependencyUnavailable
+            | NoHealthyWorker
+            | ResumeTokenUnavailable
+            | WorkerUnreachable => 503,
             _ => 400,
         }
     }

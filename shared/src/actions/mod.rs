@@ -2,21 +2,35 @@
 //! safe to run twice, with no HTTP types. One file per action.
 
 pub mod activate_release;
+pub mod complete_interaction;
 pub mod drain_worker;
+mod follow_up;
 pub mod get_active_release;
+pub mod get_execution;
 pub mod get_release;
 pub mod heartbeat_worker;
 pub mod list_activations;
+pub mod list_executions;
+pub mod list_pending;
 pub mod list_releases;
 pub mod list_workers;
+pub mod process_work_item;
+pub mod redrive_execution;
 pub mod register_release;
 pub mod register_worker;
+pub mod submit_execution;
+pub mod sweep_once;
 mod update_worker;
 
 use std::sync::Arc;
 
+use crate::config::EngineSettings;
 use crate::domain::location::Root;
-use crate::ports::{ArtifactStore, Clock, LocationReader, ReleaseRegistry, WorkerRegistry};
+use crate::ports::{
+    ArtifactStore, AwaitStore, Clock, DeadLetterSink, ExecutionStore, LocationReader,
+    ReleaseRegistry, WorkQueue, WorkerRegistry, WorkerTransport,
+};
+use crate::providers::secrets::CachedSecret;
 
 /// What the release actions need.
 #[derive(Clone)]
@@ -39,6 +53,44 @@ pub struct WorkerDeps {
     pub clock: Arc<dyn Clock>,
     /// `TPF_WORKER_LIFECYCLE_STALE_AFTER` in ms; 0 disables staleness.
     pub stale_after_ms: u64,
+}
+
+/// What the execution actions (submit, dispatch, awaits, sweep, re-drive) need.
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub executions: Arc<dyn ExecutionStore>,
+    pub awaits: Arc<dyn AwaitStore>,
+    pub releases: Arc<dyn ReleaseRegistry>,
+    pub workers: Arc<dyn WorkerRegistry>,
+    pub transport: Arc<dyn WorkerTransport>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub dead_letters: Arc<dyn DeadLetterSink>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<EngineSettings>,
+    /// `TPF_WORKER_LIFECYCLE_STALE_AFTER` in ms.
+    pub stale_after_ms: u64,
+    /// `TPF_RESUME_TOKEN_SECRET`/`_REF`, when configured.
+    pub resume_secret: Option<Arc<CachedSecret>>,
+}
+
+/// Reads every lifecycle record of `(tenant, pipeline)` (pages of 1000).
+pub(crate) async fn all_workers(
+    workers: &dyn WorkerRegistry,
+    tenant: &str,
+    pipeline: &str,
+) -> Result<Vec<crate::domain::worker::WorkerEntry>, crate::error::StoreError> {
+    let mut out: Vec<crate::domain::worker::WorkerEntry> = Vec::new();
+    loop {
+        let after = out.last().map(|w| w.worker_id.clone());
+        let page = workers
+            .list_workers(tenant, pipeline, after.as_deref(), 1000)
+            .await?;
+        let done = page.len() < 1000;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 /// `limit` and `cursor` of a list request (`API.md` §1.9).

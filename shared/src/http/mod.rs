@@ -20,7 +20,7 @@ use axum::Router;
 use std::sync::Arc;
 use tracing::Instrument;
 
-use crate::actions::{ReleaseDeps, WorkerDeps};
+use crate::actions::{EngineDeps, ReleaseDeps, WorkerDeps};
 use crate::config::FunctionName;
 use crate::error::{ApiError, ErrorCode};
 use crate::providers::secrets::CachedSecret;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub releases: Option<ReleaseDeps>,
     /// Present in the worker-lifecycle function.
     pub workers: Option<WorkerDeps>,
+    /// Present in the control-plane function.
+    pub engine: Option<EngineDeps>,
 }
 
 impl AppState {
@@ -62,6 +64,8 @@ impl AppState {
             RegisterRelease | ListReleases | GetActiveRelease | ListActivations | GetRelease
             | ActivateRelease => self.releases.is_some(),
             RegisterWorker | HeartbeatWorker | DrainWorker | ListWorkers => self.workers.is_some(),
+            SubmitExecution | ListExecutions | GetStatus | GetResult | GetHistory | ListPending
+            | CompleteInteraction | RedriveExecution => self.engine.is_some(),
         }
     }
 }
@@ -170,11 +174,13 @@ async fn handle_checked(
     // 5. query parameters
     let query = request::Query::parse(req.uri().query(), route.query_params)?;
     // 6. content type, size, JSON syntax (routes that read a body only)
-    let (body, raw_body) = if route.reads_body {
-        let (object, raw) = request::json_body(req).await?;
-        (Some(object), raw)
-    } else {
-        (None, Vec::new())
+    let (body, raw_body) = match route.body {
+        routes::BodyRule::Ignored => (None, Vec::new()),
+        routes::BodyRule::Object => {
+            let (object, raw) = request::json_body(req, false).await?;
+            (object, raw)
+        }
+        routes::BodyRule::OptionalObject => request::json_body(req, true).await?,
     };
     let parts = RequestParts {
         params,

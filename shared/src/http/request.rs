@@ -162,7 +162,11 @@ fn decode_component(s: &str) -> Option<String> {
 
 /// Reads a JSON object body: media type (415), size (413, before parsing),
 /// then strict JSON (400 `INVALID_JSON`).
-pub async fn json_body(req: Request<Body>) -> Result<(Map<String, Value>, Vec<u8>), ApiError> {
+/// With `optional` (re-drive), an empty body or `null` is `None`.
+pub async fn json_body(
+    req: Request<Body>,
+    optional: bool,
+) -> Result<(Option<Map<String, Value>>, Vec<u8>), ApiError> {
     let content_types: Vec<_> = req.headers().get_all(header::CONTENT_TYPE).iter().collect();
     if let Some(ct) = content_types.first() {
         let media = ct
@@ -188,11 +192,17 @@ pub async fn json_body(req: Request<Body>) -> Result<(Map<String, Value>, Vec<u8
                 "request body is larger than 262144 bytes",
             )
         })?;
+    if optional {
+        let text = std::str::from_utf8(&bytes).unwrap_or("x").trim();
+        if text.is_empty() || text == "null" {
+            return Ok((None, bytes.to_vec()));
+        }
+    }
     let object = parse_object(&bytes).map_err(|e| match e {
         StrictJsonError::Empty => ApiError::new(ErrorCode::InvalidJson, "request body is required"),
         other => ApiError::new(ErrorCode::InvalidJson, other.to_string()),
     })?;
-    Ok((object, bytes.to_vec()))
+    Ok((Some(object), bytes.to_vec()))
 }
 
 #[cfg(test)]

@@ -5,27 +5,36 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{ApiError, ErrorCode};
 
-/// A successful action result.
+/// A successful action result: the JSON text of its body (serialised from
+/// typed values, so raw payload text is sent verbatim).
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
-    pub body: Value,
+    pub body: String,
     /// `X-TPF-Next-Cursor` for bare-array lists with more items.
     pub next_cursor: Option<String>,
 }
 
 impl Reply {
-    /// 200 with `body`.
-    pub fn ok(body: Value) -> Self {
-        Reply {
+    /// 200 with `body` serialised as JSON.
+    pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> Result<Self, ApiError> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+        Ok(Reply {
             status: StatusCode::OK,
             body,
             next_cursor: None,
-        }
+        })
+    }
+
+    /// The same reply with `X-TPF-Next-Cursor`.
+    pub fn with_cursor(mut self, cursor: Option<String>) -> Self {
+        self.next_cursor = cursor;
+        self
     }
 }
 
@@ -43,9 +52,8 @@ pub fn method_not_allowed(rid: &str, allow: &[&str]) -> Response {
     resp
 }
 
-fn json_response(rid: &str, status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Body::from(bytes));
+fn json_response(rid: &str, status: StatusCode, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
@@ -60,7 +68,7 @@ fn json_response(rid: &str, status: StatusCode, body: &Value) -> Response {
 
 /// The response of a successful action.
 pub fn reply(rid: &str, reply: Reply) -> Response {
-    let mut resp = json_response(rid, reply.status, &reply.body);
+    let mut resp = json_response(rid, reply.status, reply.body);
     if let Some(c) = reply
         .next_cursor
         .and_then(|c| HeaderValue::from_str(&c).ok())
@@ -81,7 +89,7 @@ pub fn error(rid: &str, e: &ApiError) -> Response {
     let mut resp = json_response(
         rid,
         status,
-        &json!({"code": e.code.as_str(), "message": message}),
+        json!({"code": e.code.as_str(), "message": message}).to_string(),
     );
     let h = resp.headers_mut();
     match e.code.status() {

@@ -39,6 +39,25 @@ pub enum Action {
     HeartbeatWorker,
     DrainWorker,
     ListWorkers,
+    SubmitExecution,
+    ListExecutions,
+    GetStatus,
+    GetResult,
+    GetHistory,
+    ListPending,
+    CompleteInteraction,
+    RedriveExecution,
+}
+
+/// How a route treats the request body (`API.md` §1.2–§1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRule {
+    /// Ignored entirely: no size, media-type or JSON check.
+    Ignored,
+    /// A JSON object is required.
+    Object,
+    /// Re-drive: empty, `null` or a JSON object.
+    OptionalObject,
 }
 
 /// One row of the route table.
@@ -48,8 +67,8 @@ pub struct Route {
     /// axum path syntax; `{name}` segments are parameters.
     pub path: &'static str,
     pub surface: Surface,
-    /// Only these routes check media type, size and JSON of the body.
-    pub reads_body: bool,
+    /// Whether and how the body is read.
+    pub body: BodyRule,
     /// Query parameters the route reads; all others are ignored.
     pub query_params: &'static [&'static str],
     pub action: Action,
@@ -63,7 +82,7 @@ macro_rules! route {
             method: Method::$m,
             path: $path,
             surface: Surface::$surface,
-            reads_body: $body,
+            body: $body,
             query_params: $query,
             action: Action::$action,
             function: $function,
@@ -75,14 +94,25 @@ macro_rules! route {
 pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
     const PAGE: &[&str] = &["limit", "cursor"];
     const WORKER_LIST: &[&str] = &["contractVersion", "releaseVersion", "limit", "cursor"];
+    const EXEC_LIST: &[&str] = &["status", "pipelineId", "limit", "cursor"];
+    const PENDING: &[&str] = &["stepId", "assignee", "group", "limit", "cursor"];
+    const CP: &str = "control-plane";
     vec![
-        route!(GET, "/tpf/health", Public, false, &[], Health, "*"),
-        route!(GET, "/q/health/live", Public, false, &[], Health, "*"),
+        route!(POST, "/tpf/control-plane/tenants/{tenantId}/executions", ControlPlane, BodyRule::Object, &[], SubmitExecution, CP),
+        route!(GET, "/tpf/control-plane/tenants/{tenantId}/executions", ControlPlane, BodyRule::Ignored, EXEC_LIST, ListExecutions, CP),
+        route!(GET, "/tpf/control-plane/tenants/{tenantId}/executions/{executionId}", ControlPlane, BodyRule::Ignored, &[], GetStatus, CP),
+        route!(GET, "/tpf/control-plane/tenants/{tenantId}/executions/{executionId}/result", ControlPlane, BodyRule::Ignored, &[], GetResult, CP),
+        route!(GET, "/tpf/control-plane/tenants/{tenantId}/executions/{executionId}/history", ControlPlane, BodyRule::Ignored, PAGE, GetHistory, CP),
+        route!(GET, "/tpf/control-plane/tenants/{tenantId}/interactions/pending", ControlPlane, BodyRule::Ignored, PENDING, ListPending, CP),
+        route!(POST, "/tpf/control-plane/tenants/{tenantId}/interactions/complete", ControlPlane, BodyRule::Object, &[], CompleteInteraction, CP),
+        route!(POST, "/tpf/admin/tenants/{tenantId}/executions/{executionId}/redrive", Admin, BodyRule::OptionalObject, &[], RedriveExecution, CP),
+        route!(GET, "/tpf/health", Public, BodyRule::Ignored, &[], Health, "*"),
+        route!(GET, "/q/health/live", Public, BodyRule::Ignored, &[], Health, "*"),
         route!(
             POST,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/register",
             Admin,
-            true,
+            BodyRule::Object,
             &[],
             RegisterRelease,
             "release-admin"
@@ -91,7 +121,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             GET,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases",
             Admin,
-            false,
+            BodyRule::Ignored,
             PAGE,
             ListReleases,
             "release-admin"
@@ -100,7 +130,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             GET,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/active",
             Admin,
-            false,
+            BodyRule::Ignored,
             &[],
             GetActiveRelease,
             "release-admin"
@@ -109,7 +139,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             GET,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/activations",
             Admin,
-            false,
+            BodyRule::Ignored,
             PAGE,
             ListActivations,
             "release-admin"
@@ -118,7 +148,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             GET,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/{releaseVersion}",
             Admin,
-            false,
+            BodyRule::Ignored,
             &[],
             GetRelease,
             "release-admin"
@@ -127,7 +157,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             POST,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/{releaseVersion}/activate",
             Admin,
-            false,
+            BodyRule::Ignored,
             &[],
             ActivateRelease,
             "release-admin"
@@ -136,7 +166,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             POST,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/register",
             Admin,
-            true,
+            BodyRule::Object,
             &[],
             RegisterWorker,
             "worker-lifecycle"
@@ -145,7 +175,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             POST,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/{workerId}/heartbeat",
             Admin,
-            false,
+            BodyRule::Ignored,
             &[],
             HeartbeatWorker,
             "worker-lifecycle"
@@ -154,7 +184,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             POST,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers/{workerId}/drain",
             Admin,
-            false,
+            BodyRule::Ignored,
             &[],
             DrainWorker,
             "worker-lifecycle"
@@ -163,7 +193,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
             GET,
             "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/workers",
             Admin,
-            false,
+            BodyRule::Ignored,
             WORKER_LIST,
             ListWorkers,
             "worker-lifecycle"
@@ -193,8 +223,27 @@ fn optional_id_param(parts: &RequestParts, name: &str) -> Result<Option<String>,
     }
 }
 
-fn json_of<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value).map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+/// `stepId`/`assignee`/`group`: trimmed, blank = not given, ≤ 256
+/// characters without control characters (`API.md` §1.4).
+fn text_param(parts: &RequestParts, name: &str) -> Result<Option<String>, ApiError> {
+    match parts
+        .query
+        .get(name)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        Some(v)
+            if crate::domain::values::char_len(v) > 256
+                || crate::domain::values::has_control(v) =>
+        {
+            Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("{name} must be at most 256 characters without control characters"),
+            ))
+        }
+        Some(v) => Ok(Some(v.to_string())),
+        None => Ok(None),
+    }
 }
 
 fn internal(what: &str) -> ApiError {
@@ -224,56 +273,61 @@ pub async fn dispatch(
             .as_ref()
             .ok_or_else(|| internal("worker registry"))
     };
+    let engine = || {
+        state
+            .engine
+            .as_ref()
+            .ok_or_else(|| internal("execution engine"))
+    };
+    let execution = parts.param("executionId");
+
     match route.action {
-        Action::Health => Ok(Reply::ok(json!({
+        Action::Health => Reply::ok(&json!({
             "status": "ok",
             "function": state.function.as_str(),
             "version": crate::VERSION,
-        }))),
+        })),
         Action::RegisterRelease => {
             let body = parts.body.as_ref().ok_or_else(|| internal("body"))?;
             let source = actions::register_release::parse_request(body, &parts.raw_body)?;
             let view =
                 actions::register_release::run(releases()?, tenant, pipeline, source).await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::ListReleases => {
             let page = page(&parts)?;
             let p = actions::list_releases::run(releases()?, tenant, pipeline, &page).await?;
-            Ok(Reply {
-                next_cursor: p.next_cursor,
-                ..Reply::ok(json_of(&p.items)?)
-            })
+            Ok(Reply::ok(&p.items)?.with_cursor(p.next_cursor))
         }
         Action::GetActiveRelease => {
             let view = actions::get_active_release::run(releases()?, tenant, pipeline).await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::ListActivations => {
             let page = page(&parts)?;
             let p = actions::list_activations::run(releases()?, tenant, pipeline, &page).await?;
-            Ok(Reply::ok(json!({
+            Reply::ok(&json!({
                 "pipelineId": pipeline,
-                "events": json_of(&p.items)?,
+                "events": p.items,
                 "nextCursor": p.next_cursor,
-            })))
+            }))
         }
         Action::GetRelease => {
             let version = parts.param("releaseVersion");
             let view = actions::get_release::run(releases()?, tenant, pipeline, version).await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::ActivateRelease => {
             let version = parts.param("releaseVersion");
             let view =
                 actions::activate_release::run(releases()?, tenant, pipeline, version).await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::RegisterWorker => {
             let body = parts.body.as_ref().ok_or_else(|| internal("body"))?;
             let req = actions::register_worker::parse_request(body)?;
             let view = actions::register_worker::run(workers()?, tenant, pipeline, req).await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::HeartbeatWorker => {
             let view = actions::heartbeat_worker::run(
@@ -283,13 +337,78 @@ pub async fn dispatch(
                 parts.param("workerId"),
             )
             .await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
         }
         Action::DrainWorker => {
             let view =
                 actions::drain_worker::run(workers()?, tenant, pipeline, parts.param("workerId"))
                     .await?;
-            Ok(Reply::ok(json_of(&view)?))
+            Reply::ok(&view)
+        }
+        Action::SubmitExecution => {
+            let body = parts.body.as_ref().ok_or_else(|| internal("body"))?;
+            let req = actions::submit_execution::parse_request(body)?;
+            Reply::ok(&actions::submit_execution::run(engine()?, tenant, req).await?)
+        }
+        Action::ListExecutions => {
+            let status = match parts.query.get("status") {
+                Some(s) => Some(
+                    crate::domain::execution::ExecutionStatus::parse(s).ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::InvalidParameter,
+                            "status must be an ExecutionStatus value",
+                        )
+                    })?,
+                ),
+                None => None,
+            };
+            let pipeline_id = match parts.query.get("pipelineId") {
+                Some(p) => {
+                    check_id("pipelineId", p)?;
+                    Some(p.to_string())
+                }
+                None => None,
+            };
+            let filter = crate::ports::ExecutionFilter {
+                status,
+                pipeline_id,
+            };
+            let page = page(&parts)?;
+            let p = actions::list_executions::run(engine()?, tenant, &filter, &page).await?;
+            Reply::ok(&json!({"items": p.items, "nextCursor": p.next_cursor}))
+        }
+        Action::GetStatus => {
+            Reply::ok(&actions::get_execution::status(engine()?, tenant, execution).await?)
+        }
+        Action::GetResult => {
+            Reply::ok(&actions::get_execution::result(engine()?, tenant, execution).await?)
+        }
+        Action::GetHistory => {
+            let page = page(&parts)?;
+            let p = actions::get_execution::history(engine()?, tenant, execution, &page).await?;
+            Reply::ok(
+                &json!({"executionId": execution, "events": p.items, "nextCursor": p.next_cursor}),
+            )
+        }
+        Action::ListPending => {
+            let filter = crate::ports::PendingFilter {
+                step_id: text_param(&parts, "stepId")?,
+                assignee: text_param(&parts, "assignee")?,
+                group: text_param(&parts, "group")?,
+            };
+            let page = page(&parts)?;
+            let p = actions::list_pending::run(engine()?, tenant, &filter, &page).await?;
+            let dtos: Vec<_> = p.items.iter().map(|i| i.dto()).collect();
+            Ok(Reply::ok(&dtos)?.with_cursor(p.next_cursor))
+        }
+        Action::CompleteInteraction => {
+            let body = parts.body.as_ref().ok_or_else(|| internal("body"))?;
+            let req = actions::complete_interaction::parse_request(body)?;
+            Reply::ok(&actions::complete_interaction::run(engine()?, tenant, req).await?)
+        }
+        Action::RedriveExecution => {
+            let req = actions::redrive_execution::parse_request(parts.body.as_ref())?;
+            Reply::ok(&actions::redrive_execution::run(engine()?, tenant, execution, req).await?)
         }
         Action::ListWorkers => {
             let filters = WorkerFilters {
@@ -299,10 +418,7 @@ pub async fn dispatch(
             let page = page(&parts)?;
             let p =
                 actions::list_workers::run(workers()?, tenant, pipeline, &filters, &page).await?;
-            Ok(Reply {
-                next_cursor: p.next_cursor,
-                ..Reply::ok(json_of(&p.items)?)
-            })
+            Ok(Reply::ok(&p.items)?.with_cursor(p.next_cursor))
         }
     }
 }

@@ -200,6 +200,254 @@ pub trait WorkerRegistry: Send + Sync {
     ) -> Result<Vec<WorkerEvent>, StoreError>;
 }
 
+/// Why a capabilities probe got no valid answer (`RELEASES.md` §6.1).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Connect failure, timeout, non-2xx, malformed JSON: 503 `WORKER_UNREACHABLE`.
+    #[error("worker unreachable: {0}")]
+    Unreachable(String),
+    /// The worker shared secret cannot be resolved: 503 `DEPENDENCY_UNAVAILABLE`.
+    #[error("worker shared secret unavailable")]
+    SecretUnavailable,
+}
+
+/// Calls workers over their protocol (`EXECUTION.md` §7): REST today,
+/// Lambda invoke later. Implementations sign every call.
+#[async_trait]
+pub trait WorkerTransport: Send + Sync {
+    /// One execute call at `endpoint`; the valid result envelope, or the
+    /// classified failure of §3.7/§7.7.
+    async fn execute(
+        &self,
+        endpoint: &str,
+        command: &crate::domain::worker_protocol::TransitionCommand,
+    ) -> Result<
+        crate::domain::worker_protocol::TransitionResult,
+        crate::domain::worker_protocol::TransitionFailure,
+    >;
+    /// The signed capabilities probe of §7.8 (5 s request timeout).
+    async fn capabilities(
+        &self,
+        endpoint: &str,
+    ) -> Result<crate::domain::worker_protocol::WorkerCapabilities, ProbeError>;
+}
+
+/// Outcome of a conditional write of an execution or await record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Written,
+    /// The condition failed (another writer won, or the record is gone/expired).
+    Lost,
+}
+
+/// Outcome of T1 (create an execution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateExecution {
+    Created,
+    /// A live key entry (pointing to a live execution) already holds the key.
+    KeyTaken(crate::domain::execution::KeyEntry),
+    /// An execution with this id exists (an id collision).
+    IdTaken,
+}
+
+/// Filters of the execution list (`API.md` §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionFilter {
+    pub status: Option<crate::domain::execution::ExecutionStatus>,
+    pub pipeline_id: Option<String>,
+}
+
+/// Executions, their key entries and history (`EXECUTION.md` §3, §10.2).
+/// Every write is conditional; expired records (`ttlEpochS ≤ now/1000`) are
+/// invisible to every read and write.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// T1: create `record` with its `SUBMITTED` event and, when `key` is
+    /// given, the key entry, atomically. The key is free when absent or
+    /// pointing to a missing or expired execution.
+    async fn create(
+        &self,
+        record: &crate::domain::execution::ExecutionRecord,
+        event: &crate::domain::execution::HistoryEvent,
+        key: Option<&crate::domain::execution::KeyEntry>,
+        now_ms: i64,
+    ) -> Result<CreateExecution, StoreError>;
+    /// Strongly consistent read; `None` when missing or expired.
+    async fn get(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::execution::ExecutionRecord>, StoreError>;
+    /// The live key entry of `execution_key` whose execution is live.
+    async fn get_key(
+        &self,
+        tenant: &str,
+        execution_key: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::execution::KeyEntry>, StoreError>;
+    /// T2–T9: replaces the record with `next` if the stored version is still
+    /// `expected_version` and the record is live, appending `event` (whose
+    /// version is `next.version`) atomically. When `next.ttl_epoch_s` grew,
+    /// the key entry's TTL grows with it (written first).
+    async fn update(
+        &self,
+        next: &crate::domain::execution::ExecutionRecord,
+        expected_version: u64,
+        event: &crate::domain::execution::HistoryEvent,
+        now_ms: i64,
+    ) -> Result<Write, StoreError>;
+    /// History oldest first, versions strictly after `after_version`, at most
+    /// `limit`; `None` when the execution is missing or expired.
+    async fn history(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        after_version: Option<u64>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Option<Vec<crate::domain::execution::HistoryEvent>>, StoreError>;
+    /// Live executions of `tenant`, newest first (`createdAtEpochMs`, then
+    /// `executionId`, both descending), strictly after `after`, filtered, at most `limit`.
+    async fn list(
+        &self,
+        tenant: &str,
+        filter: &ExecutionFilter,
+        after: Option<(i64, String)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<crate::domain::execution::ExecutionRecord>, StoreError>;
+    /// Claimable executions of every tenant (T2's guard at `now`), ordered by
+    /// (`nextDueEpochMs`, `tenantId`, `executionId`), at most `limit`: (tenant, id).
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// Outcome of importing a suspension (`EXECUTION.md` §8.3).
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a rare, short-lived return value
+pub enum ImportOutcome {
+    /// Interaction, correlation entry and unit were created.
+    Imported,
+    /// A live unit of the same execution and step existed: it and its
+    /// primary interaction are used instead of the snapshot.
+    Existing(
+        crate::domain::awaits::AwaitUnit,
+        Box<crate::domain::awaits::AwaitInteraction>,
+    ),
+    /// The unit belongs to another execution, or the correlation id maps to
+    /// another interaction: `AWAIT_SUSPENSION_INVALID` with this reason.
+    Conflict(String),
+}
+
+/// Filters of the pending list (`API.md` §2.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingFilter {
+    pub step_id: Option<String>,
+    pub assignee: Option<String>,
+    pub group: Option<String>,
+}
+
+/// Await units, interactions and correlation entries (`EXECUTION.md` §8).
+#[async_trait]
+pub trait AwaitStore: Send + Sync {
+    async fn get_unit(
+        &self,
+        tenant: &str,
+        unit_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::awaits::AwaitUnit>, StoreError>;
+    async fn get_interaction(
+        &self,
+        tenant: &str,
+        interaction_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::awaits::AwaitInteraction>, StoreError>;
+    /// Resolves the correlation entry, then reads the interaction.
+    async fn get_by_correlation(
+        &self,
+        tenant: &str,
+        correlation_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::awaits::AwaitInteraction>, StoreError>;
+    /// §8.3: read the unit (rule 1); else create-if-absent the interaction,
+    /// its correlation entry, then the unit, in that order.
+    async fn import(
+        &self,
+        unit: &crate::domain::awaits::AwaitUnit,
+        interaction: &crate::domain::awaits::AwaitInteraction,
+        now_ms: i64,
+    ) -> Result<ImportOutcome, StoreError>;
+    /// Complete or time out: replaces the interaction with `next` if the
+    /// stored version is `expected_version`, its status is open and it is live.
+    async fn update_interaction(
+        &self,
+        next: &crate::domain::awaits::AwaitInteraction,
+        expected_version: i64,
+        now_ms: i64,
+    ) -> Result<Write, StoreError>;
+    /// Settle (`None`) or re-check later (`Some(due)`): sets
+    /// `settleDueEpochMs` if the status is still `expected_status`; `version`
+    /// and `updatedAtEpochMs` unchanged.
+    async fn set_settle_due(
+        &self,
+        tenant: &str,
+        interaction_id: &str,
+        expected_status: &str,
+        settle_due_epoch_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Write, StoreError>;
+    /// Unit `WAITING_EXTERNAL` → `status` (version + 1); `Lost` when the
+    /// unit is already terminal, missing or expired (never overwritten).
+    async fn finish_unit(
+        &self,
+        tenant: &str,
+        unit_id: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<Write, StoreError>;
+    /// Open, live interactions of `tenant` matching `filter`, ordered by
+    /// (`deadlineEpochMs`, `interactionId`), strictly after `after`, at most `limit`.
+    async fn pending(
+        &self,
+        tenant: &str,
+        filter: &PendingFilter,
+        after: Option<(i64, String)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<crate::domain::awaits::AwaitInteraction>, StoreError>;
+    /// Live interactions of every tenant with `settleDueEpochMs ≤ now`,
+    /// ordered by (`settleDueEpochMs`, `tenantId`, `interactionId`), at most `limit`.
+    async fn settle_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// A work item: the record is the source of truth (`EXECUTION.md` §9.1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkItem {
+    pub tenant_id: String,
+    pub execution_id: String,
+}
+
+/// The work queue (`EXECUTION.md` §9.1): at-least-once, unordered.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Delivers `item` after `delay_ms` (0 = now).
+    async fn enqueue(&self, item: &WorkItem, delay_ms: u64) -> Result<(), StoreError>;
+}
+
+/// Where terminal failures are published (`EXECUTION.md` §3.8, §9.2).
+#[async_trait]
+pub trait DeadLetterSink: Send + Sync {
+    async fn publish(
+        &self,
+        envelope: &crate::domain::dead_letter::DeadLetter,
+    ) -> Result<(), StoreError>;
+}
+
 /// The acting function's clock, injectable so tests control time.
 pub trait Clock: Send + Sync {
     /// Now, in epoch milliseconds.

@@ -111,6 +111,7 @@ fn build(function: FunctionName, opts: Options) -> TestApp {
         allowed_tenants: opts.allowed_tenants,
         releases: releases.clone(),
         workers: workers.clone(),
+        engine: None,
     };
     TestApp {
         router: router(Arc::new(state)),
@@ -137,6 +138,7 @@ impl TestApp {
             allowed_tenants: None,
             releases: Some(deps.clone()),
             workers: None,
+            engine: None,
         };
         TestApp {
             router: router(Arc::new(state)),

@@ -130,6 +130,52 @@ pub(crate) fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
+/// The temporary name `.<name>.<uuid>.tmp` of `EXECUTION.md` §10.4 (readers
+/// skip it: it starts with `.`).
+pub(crate) fn named_temp(name: &str) -> String {
+    format!(".{name}.{}.tmp", uuid::Uuid::new_v4())
+}
+
+/// True when `id` is a component whose `.<id>.json.<uuid>.tmp` temporary
+/// still fits in one file name (255 bytes): [`is_component`], ≤ 200 bytes.
+pub(crate) fn is_short_component(id: &str) -> bool {
+    is_component(id) && id.len() <= 200
+}
+
+/// Creates `dir` (and parents) and writes `bytes` to the new temporary
+/// `.<name>.<uuid>.tmp` in it; returns the temporary's path.
+fn write_named_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(named_temp(name));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    if let Err(e) = file.write_all(bytes) {
+        drop(file);
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// [`create_if_absent`] through a `.<name>.<uuid>.tmp` temporary
+/// (`EXECUTION.md` §10.4). `Ok(false)`: `dir/name` existed.
+pub(crate) fn create_if_absent_named(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = write_named_temp(dir, name, bytes)?;
+    let linked = link_no_replace(&tmp, &dir.join(name));
+    let _ = fs::remove_file(&tmp);
+    linked
+}
+
+/// [`replace`] through a `.<name>.<uuid>.tmp` temporary (`EXECUTION.md` §10.4).
+pub(crate) fn replace_named(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_named_temp(dir, name, bytes)?;
+    fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
 /// Serialises a stored value as compact JSON.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value)
@@ -186,6 +232,29 @@ pub(crate) fn numbered_stems(dir: &Path) -> Result<Vec<u64>, StoreError> {
         .collect();
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// The names of the subdirectories of `dir` that are plain components
+/// (not starting with `.`), byte-ordered. A missing directory is empty.
+pub(crate) fn subdir_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("listing", dir, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("listing", dir, e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir && is_component(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Opens (creating) `dir/.lock` and takes an exclusive `flock` on it,

@@ -6,13 +6,17 @@
 //! registry serialises its read-modify-write under an exclusive `flock`.
 
 mod artifacts;
+mod awaits;
 pub mod beneath;
+mod executions;
 mod fsutil;
 mod locations;
 mod releases;
 mod workers;
 
 pub use artifacts::LocalArtifactStore;
+pub use awaits::FileAwaitStore;
+pub use executions::FileExecutionStore;
 pub use locations::LocalLocationReader;
 pub use releases::FileReleaseRegistry;
 pub use workers::FileWorkerRegistry;
