@@ -26,7 +26,9 @@ ensure_cargo_lambda() {
 # Local defaults of every function; each one can be overridden by exporting
 # the variable before running the command.
 export_local_defaults() {
-  export TPF_STATE_ROOT="${TPF_STATE_ROOT:-$PWD/.tpf-state}"
+  # Everything local lives under one git-ignored directory.
+  export TPF_LOCAL_STATE_DIR="${TPF_LOCAL_STATE_DIR:-$PWD/.tpf-state}"
+  export TPF_STATE_ROOT="${TPF_STATE_ROOT:-$TPF_LOCAL_STATE_DIR/state}"
   export TPF_CONTROL_PLANE_ENABLED="${TPF_CONTROL_PLANE_ENABLED:-true}"
   export TPF_ADMIN_ENABLED="${TPF_ADMIN_ENABLED:-true}"
   if [ -z "${TPF_CONTROL_PLANE_TOKEN_REF:-}" ]; then
@@ -40,9 +42,9 @@ export_local_defaults() {
   fi
   export TPF_RELEASES_REGISTRY_PROVIDER="${TPF_RELEASES_REGISTRY_PROVIDER:-file}"
   export TPF_WORKER_LIFECYCLE_PROVIDER="${TPF_WORKER_LIFECYCLE_PROVIDER:-file}"
-  export TPF_RELEASES_STORAGE_ROOT="${TPF_RELEASES_STORAGE_ROOT:-$TPF_STATE_ROOT/store}"
-  export TPF_WORKER_LIFECYCLE_ROOT="${TPF_WORKER_LIFECYCLE_ROOT:-$TPF_STATE_ROOT/workers}"
-  export TPF_RELEASES_REGISTRATION_ROOTS="${TPF_RELEASES_REGISTRATION_ROOTS:-$TPF_STATE_ROOT/releases}"
+  export TPF_RELEASES_STORAGE_ROOT="${TPF_RELEASES_STORAGE_ROOT:-$TPF_LOCAL_STATE_DIR/store}"
+  export TPF_WORKER_LIFECYCLE_ROOT="${TPF_WORKER_LIFECYCLE_ROOT:-$TPF_LOCAL_STATE_DIR/workers}"
+  export TPF_RELEASES_REGISTRATION_ROOTS="${TPF_RELEASES_REGISTRATION_ROOTS:-$TPF_LOCAL_STATE_DIR/releases}"
   export RUST_LOG="${RUST_LOG:-info}"
   # Create local registration roots (they must exist at start-up).
   local root

@@ -11,5 +11,5 @@ export_local_defaults
 ADDRESS="${TPF_LOCAL_ADDRESS:-127.0.0.1}"
 PORT="${TPF_LOCAL_PORT:-9000}"
 cargo build --bins
-echo "serving http://$ADDRESS:$PORT (state in $TPF_STATE_ROOT)" >&2
+echo "serving http://$ADDRESS:$PORT (state in $TPF_LOCAL_STATE_DIR)" >&2
 exec cargo lambda watch -A "$ADDRESS" -P "$PORT" "$@"

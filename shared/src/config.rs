@@ -377,8 +377,11 @@ impl Config {
                 ))
             }
         };
-        let needs_secret = function == FunctionName::WorkerLifecycle
-            && capabilities_check == CapabilitiesCheck::Register;
+        // The control-plane calls workers (inline dispatch); worker-lifecycle
+        // probes them when the capability check is on.
+        let needs_secret = function == FunctionName::ControlPlane
+            || (function == FunctionName::WorkerLifecycle
+                && capabilities_check == CapabilitiesCheck::Register);
         let worker_shared_secret = r.secret_pair(
             "TPF_WORKER_SHARED_SECRET",
             "TPF_WORKER_SHARED_SECRET_REF",
@@ -541,11 +544,8 @@ impl Reader<'_> {
             Some("dynamo") => StateProvider::Dynamo,
             Some(_) => return Err(err("TPF_STATE_PROVIDER", "must be memory, file or dynamo")),
         };
-        if builds_engine && state_provider == StateProvider::Dynamo {
-            return Err(err(
-                "TPF_STATE_PROVIDER",
-                "dynamo is not available in this build yet (memory or file)",
-            ));
+        if builds_engine {
+            self.storage_variables(state_provider)?;
         }
         let state_root = match self.raw("TPF_STATE_ROOT") {
             Some(p) => absolute(cwd, &p),
@@ -554,10 +554,20 @@ impl Reader<'_> {
         match self.lower("TPF_QUEUE_PROVIDER").as_deref() {
             None | Some("inline") => {}
             Some("sqs") if builds_engine => {
+                let url = self.raw("TPF_QUEUE_URL").unwrap_or_default();
+                let valid = url::Url::parse(url.trim())
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .unwrap_or(false);
+                if !valid {
+                    return Err(err(
+                        "TPF_QUEUE_URL",
+                        "must be an absolute http(s) URL with TPF_QUEUE_PROVIDER=sqs",
+                    ));
+                }
                 return Err(err(
                     "TPF_QUEUE_PROVIDER",
                     "sqs is not available in this build yet (inline)",
-                ))
+                ));
             }
             Some("sqs") => {}
             Some(_) => return Err(err("TPF_QUEUE_PROVIDER", "must be inline or sqs")),
@@ -623,6 +633,74 @@ impl Reader<'_> {
             signature_tolerance_ms,
         })
     }
+}
+
+impl Reader<'_> {
+    /// `EXECUTION.md` §10.1 storage variables of the selected provider.
+    fn storage_variables(&self, state_provider: StateProvider) -> Result<(), ConfigError> {
+        let prefix = self
+            .raw("TPF_PAYLOAD_S3_PREFIX")
+            .unwrap_or_else(|| "tpf/payloads".into());
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() && prefix.split('/').any(|seg| !valid_segment(seg)) {
+            return Err(err(
+                "TPF_PAYLOAD_S3_PREFIX",
+                "has an empty, '.', '..' or otherwise invalid segment",
+            ));
+        }
+        let threshold: i64 = integer(self, "TPF_PAYLOAD_S3_THRESHOLD_BYTES", 8192)?;
+        if !(1024..=358_400).contains(&threshold) {
+            return Err(err(
+                "TPF_PAYLOAD_S3_THRESHOLD_BYTES",
+                "must be an integer from 1024 to 358400",
+            ));
+        }
+        let shards: i64 = integer(self, "TPF_DYNAMO_INDEX_SHARDS", 1)?;
+        if !(1..=16).contains(&shards) {
+            return Err(err(
+                "TPF_DYNAMO_INDEX_SHARDS",
+                "must be an integer from 1 to 16",
+            ));
+        }
+        if state_provider == StateProvider::Dynamo {
+            for (var, default) in [
+                ("TPF_DYNAMO_EXECUTION_TABLE", "tpf_execution"),
+                ("TPF_DYNAMO_AWAIT_TABLE", "tpf_await"),
+            ] {
+                if self
+                    .raw(var)
+                    .unwrap_or_else(|| default.into())
+                    .trim()
+                    .is_empty()
+                {
+                    return Err(err(var, "must not be blank with TPF_STATE_PROVIDER=dynamo"));
+                }
+            }
+            if self
+                .raw("TPF_PAYLOAD_S3_BUCKET")
+                .is_none_or(|b| b.trim().is_empty())
+            {
+                return Err(err(
+                    "TPF_PAYLOAD_S3_BUCKET",
+                    "is required with TPF_STATE_PROVIDER=dynamo",
+                ));
+            }
+            return Err(err(
+                "TPF_STATE_PROVIDER",
+                "dynamo is not available in this build yet (memory or file)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The segment rule of `RELEASES.md` §3.1.2.
+fn valid_segment(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg != "."
+        && seg != ".."
+        && !seg.contains(['\\', '#', '?'])
+        && !seg.chars().any(crate::domain::values::is_control)
 }
 
 struct Reader<'a> {
@@ -887,10 +965,143 @@ mod tests {
     }
 
     #[test]
+    fn proto05_engine_defaults_equal_the_spec() {
+        let c = load(
+            FunctionName::ControlPlane,
+            &[("TPF_WORKER_SHARED_SECRET", "s")],
+        )
+        .unwrap();
+        let e = &c.engine;
+        assert_eq!(
+            (e.lease_ms, e.connect_timeout_ms, e.request_timeout_ms),
+            (60_000, 2_000, 30_000)
+        );
+        assert_eq!(e.max_response_bytes, 5_242_880);
+        assert!(e.non_retryable_classes.is_empty());
+        assert_eq!(
+            (e.max_retries, e.retry_delay_ms, e.retry_multiplier),
+            (3, 10_000, 2.0)
+        );
+        assert_eq!(
+            (e.ttl_days, e.sweep_limit, e.sweep_interval_ms),
+            (7, 100, 30_000)
+        );
+        assert_eq!(e.idempotency_policy, IdempotencyPolicy::OptionalClientKey);
+        assert_eq!(e.state_provider, StateProvider::File);
+        assert_eq!(
+            e.state_root,
+            PathBuf::from("/work/target/tpf-releases/state")
+        );
+        assert_eq!(e.dead_letters, DeadLetterProvider::Log);
+        assert_eq!(e.resume_token_secret, None);
+        assert_eq!(e.signature_tolerance_ms, 120_000);
+    }
+
+    #[test]
+    fn proto03_store07_engine_start_up_failures_name_the_variable() {
+        use FunctionName::ControlPlane;
+        let s = ("TPF_WORKER_SHARED_SECRET", "s");
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (vec![], "TPF_WORKER_SHARED_SECRET_REF"),
+            (
+                vec![s, ("TPF_WORKER_SHARED_SECRET_REF", "env:X")],
+                "TPF_WORKER_SHARED_SECRET",
+            ),
+            (vec![s, ("TPF_LEASE_MS", "41999")], "TPF_LEASE_MS"),
+            (vec![s, ("TPF_LEASE_MS", "0")], "TPF_LEASE_MS"),
+            (
+                vec![s, ("TPF_WORKER_REST_REQUEST_TIMEOUT", "PT60S")],
+                "TPF_LEASE_MS",
+            ),
+            (
+                vec![s, ("TPF_STATE_PROVIDER", "redis")],
+                "TPF_STATE_PROVIDER",
+            ),
+            (vec![s, ("TPF_QUEUE_PROVIDER", "sqs")], "TPF_QUEUE_URL"),
+            (
+                vec![s, ("TPF_QUEUE_PROVIDER", "kafka")],
+                "TPF_QUEUE_PROVIDER",
+            ),
+            (
+                vec![s, ("TPF_STATE_PROVIDER", "DYNAMO")],
+                "TPF_PAYLOAD_S3_BUCKET",
+            ),
+            (
+                vec![
+                    s,
+                    ("TPF_STATE_PROVIDER", "dynamo"),
+                    ("TPF_PAYLOAD_S3_BUCKET", "b"),
+                    ("TPF_DYNAMO_EXECUTION_TABLE", " "),
+                ],
+                "TPF_DYNAMO_EXECUTION_TABLE",
+            ),
+            (
+                vec![s, ("TPF_PAYLOAD_S3_THRESHOLD_BYTES", "1023")],
+                "TPF_PAYLOAD_S3_THRESHOLD_BYTES",
+            ),
+            (
+                vec![s, ("TPF_PAYLOAD_S3_THRESHOLD_BYTES", "358401")],
+                "TPF_PAYLOAD_S3_THRESHOLD_BYTES",
+            ),
+            (
+                vec![s, ("TPF_DYNAMO_INDEX_SHARDS", "17")],
+                "TPF_DYNAMO_INDEX_SHARDS",
+            ),
+            (
+                vec![s, ("TPF_DYNAMO_INDEX_SHARDS", "0")],
+                "TPF_DYNAMO_INDEX_SHARDS",
+            ),
+            (
+                vec![s, ("TPF_PAYLOAD_S3_PREFIX", "a/../b")],
+                "TPF_PAYLOAD_S3_PREFIX",
+            ),
+            (vec![s, ("TPF_DLQ_PROVIDER", "file")], "TPF_DLQ_FILE"),
+            (vec![s, ("TPF_DLQ_PROVIDER", "kafka")], "TPF_DLQ_PROVIDER"),
+            (
+                vec![s, ("TPF_IDEMPOTENCY_POLICY", "ALWAYS")],
+                "TPF_IDEMPOTENCY_POLICY",
+            ),
+            (
+                vec![
+                    s,
+                    ("TPF_RESUME_TOKEN_SECRET", "a"),
+                    ("TPF_RESUME_TOKEN_SECRET_REF", "env:B"),
+                ],
+                "TPF_RESUME_TOKEN_SECRET_REF",
+            ),
+            (vec![s, ("TPF_RETRY_DELAY", "10s")], "TPF_RETRY_DELAY"),
+        ];
+        for (vars, names) in cases {
+            let e = load(ControlPlane, &vars).expect_err(&format!("{vars:?} must fail"));
+            assert!(e.0.contains(names), "{vars:?}: {e}");
+        }
+        // Provider names in any letter case.
+        let c = load(
+            ControlPlane,
+            &[
+                s,
+                ("TPF_STATE_PROVIDER", "MEMORY"),
+                ("TPF_DLQ_PROVIDER", "File"),
+                ("TPF_DLQ_FILE", "dlq.jsonl"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.engine.state_provider, StateProvider::Memory);
+        assert_eq!(
+            c.engine.dead_letters,
+            DeadLetterProvider::File(PathBuf::from("/work/dlq.jsonl"))
+        );
+    }
+
+    #[test]
     fn a_disabled_surface_needs_no_token() {
         let c = load(
             FunctionName::ControlPlane,
-            &[("TPF_CONTROL_PLANE_ENABLED", "false")],
+            &[
+                ("TPF_CONTROL_PLANE_ENABLED", "false"),
+                ("TPF_WORKER_SHARED_SECRET", "s"),
+            ],
         )
         .unwrap();
         assert_eq!(c.control_plane_token, None);

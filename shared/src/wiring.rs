@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::actions::{process_work_item, sweep_once, EngineDeps, ReleaseDeps, WorkerDeps};
 use crate::config::{
-    Config, ConfigError, DeadLetterProvider, FunctionName, RegistryProvider, StateProvider,
-    StorageProvider,
+    CapabilitiesCheck, Config, ConfigError, DeadLetterProvider, FunctionName, RegistryProvider,
+    StateProvider, StorageProvider,
 };
 use crate::http::{router, AppState};
 use crate::ports::{
@@ -76,10 +76,18 @@ pub fn build_state_with(
                     config.worker_lifecycle_root.clone(),
                 )),
             };
+            let probe: Option<Arc<dyn crate::ports::WorkerTransport>> =
+                match config.capabilities_check {
+                    CapabilitiesCheck::Off => None,
+                    CapabilitiesCheck::Register => {
+                        Some(Arc::new(rest_transport(config, secrets.clone())?))
+                    }
+                };
             Some(WorkerDeps {
                 registry,
                 clock: clock.clone(),
                 stale_after_ms: config.worker_stale_after_ms,
+                probe,
             })
         }
         _ => None,
@@ -168,6 +176,27 @@ fn build_engine(
             .clone()
             .map(|s| Arc::new(CachedSecret::new(s, secrets))),
     })
+}
+
+/// The signed REST worker transport (dispatch and capability probes).
+fn rest_transport(
+    config: &Config,
+    secrets: Arc<dyn SecretResolver>,
+) -> Result<RestWorkerTransport, ConfigError> {
+    let e = &config.engine;
+    let secret = config.worker_shared_secret.clone().ok_or_else(|| {
+        ConfigError(
+            "set exactly one of TPF_WORKER_SHARED_SECRET and TPF_WORKER_SHARED_SECRET_REF".into(),
+        )
+    })?;
+    RestWorkerTransport::new(
+        CachedSecret::new(secret, secrets),
+        Duration::from_millis(e.connect_timeout_ms),
+        Duration::from_millis(e.request_timeout_ms),
+        e.max_response_bytes,
+        e.non_retryable_classes.clone(),
+    )
+    .map_err(ConfigError)
 }
 
 /// The inline queue's receiving end, handed from [`build_engine`] to

@@ -67,7 +67,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start() -> Stack {
+async fn start_with(env: &[(&str, &str)]) -> Stack {
     use std::os::unix::process::CommandExt;
     let state = tempfile::tempdir().unwrap();
     let state_root = state.path().to_path_buf();
@@ -79,10 +79,11 @@ async fn start() -> Stack {
         .arg("--ignore-changes")
         .current_dir(repo_root())
         // Every local default can be overridden by exporting the variable.
-        .env("TPF_STATE_ROOT", &state_root)
+        .env("TPF_LOCAL_STATE_DIR", &state_root)
         .env("TPF_LOCAL_PORT", port.to_string())
         .env("TPF_ADMIN_TOKEN", ADMIN)
         .env_remove("TPF_ADMIN_TOKEN_REF")
+        .envs(env.iter().copied())
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
         .process_group(0)
@@ -123,6 +124,47 @@ async fn start() -> Stack {
     stack
 }
 
+/// The example worker as its own process, the way the README starts it.
+struct WorkerProcess(Child);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_worker(port: u16, secret: &str, log: &Path) -> WorkerProcess {
+    let bin = repo_root().join("target/debug/restaurant-worker");
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new(bin)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("TPF_WORKER_SHARED_SECRET", secret)
+        .env_remove("TPF_WORKER_SHARED_SECRET_REF")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("start restaurant-worker (cargo build --bins first)");
+    WorkerProcess(child)
+}
+
+async fn wait_for<F: Fn(&Value) -> bool>(stack: &Stack, path: &str, token: &str, done: F) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, v) = call(stack, "GET", path, Some(token), None).await;
+        if s == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached the state; last {v}; log:\n{}",
+            stack.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn call(
     stack: &Stack,
     method: &str,
@@ -158,7 +200,9 @@ async fn call(
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn readme_walkthrough_over_cargo_lambda_watch() {
-    let stack = start().await;
+    let stack = start_with(&[("TPF_WORKER_SHARED_SECRET", SECRET)]).await;
+    let worker_port = free_port();
+    let _worker = start_worker(worker_port, SECRET, &stack.state_root.join("worker.log"));
     let root = stack.state_root.join("releases");
     assert!(
         root.is_dir(),
@@ -211,19 +255,25 @@ async fn readme_walkthrough_over_cargo_lambda_watch() {
         "contractVersion": rel["contractVersion"],
         "releaseVersion": rel["releaseVersion"],
         "protocol": "rest",
-        "endpoint": "http://127.0.0.1:8181",
+        "endpoint": format!("http://127.0.0.1:{worker_port}"),
         "artifactId": rel["primaryArtifactId"],
         "artifactDigest": rel["primaryArtifactDigest"],
     });
-    let (s, w) = call(
-        &stack,
-        "POST",
-        &format!("{TENANT_BASE}/workers/register"),
-        Some(ADMIN),
-        Some(worker),
-    )
-    .await;
-    assert_eq!((s, w["state"].as_str()), (200, Some("HEALTHY")), "{w}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let path = format!("{TENANT_BASE}/workers/register");
+        let (s, w) = call(&stack, "POST", &path, Some(ADMIN), Some(worker.clone())).await;
+        if s == 200 {
+            assert_eq!(w["state"], "HEALTHY");
+            break;
+        }
+        assert_eq!(w["code"], "WORKER_UNREACHABLE", "{w}");
+        assert!(
+            Instant::now() < deadline,
+            "worker never answered its capability probe"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let (s, hb) = call(
         &stack,
         "POST",
@@ -280,4 +330,225 @@ async fn readme_walkthrough_over_cargo_lambda_watch() {
     assert_eq!((s, e["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")));
     let (s, h) = call(&stack, "GET", "/tpf/health", None, None).await;
     assert_eq!((s, h["function"].as_str()), (200, Some("control-plane")));
+}
+
+const CONTROL: &str = "blackbox-control-token";
+const SECRET: &str = "blackbox-worker-secret";
+
+fn decision(order_id: &str, approved: Option<bool>) -> Value {
+    let item = |t: &str, p: String| json!({"payloadTypeId": t, "payloadEncoding": "application/tpf-transition+json", "payload": p});
+    let mut items = serde_json::Map::new();
+    items.insert(
+        "orderId".into(),
+        item("java.lang.String", json!(order_id).to_string()),
+    );
+    if let Some(a) = approved {
+        items.insert("approved".into(), item("java.lang.Boolean", a.to_string()));
+    }
+    json!({"payloadTypeId": "java.util.Map", "payloadEncoding": "application/tpf-transition+json",
+           "payload": json!({"items": items}).to_string()})
+}
+
+#[tokio::test]
+#[ignore = "needs cargo-lambda; run by infra/test.sh"]
+async fn e2e01_e2e03_restaurant_flow_incident_and_redrive_over_cargo_lambda_watch() {
+    let stack = start_with(&[
+        ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
+        ("TPF_WORKER_SHARED_SECRET", SECRET),
+        ("TPF_MAX_RETRIES", "0"),
+    ])
+    .await;
+    let worker_port = free_port();
+    let _worker = start_worker(worker_port, SECRET, &stack.state_root.join("worker.log"));
+    let root = stack.state_root.join("releases");
+    let demo = demo_release::write_release(&root, &demo_release::DemoSpec::default()).unwrap();
+    let (s, rel) = call(
+        &stack,
+        "POST",
+        &format!("{TENANT_BASE}/releases/register"),
+        Some(ADMIN),
+        Some(json!({"releaseDescriptorPath": demo.descriptor_path})),
+    )
+    .await;
+    assert_eq!(s, 200, "{rel}");
+    let (s, _) = call(
+        &stack,
+        "POST",
+        &format!("{TENANT_BASE}/releases/2025.01.0/activate"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Register the worker: the capability probe calls it (retry while it starts).
+    let body = json!({"workerId": "kitchen-1", "contractVersion": rel["contractVersion"], "releaseVersion": rel["releaseVersion"],
+        "protocol": "rest", "endpoint": format!("http://127.0.0.1:{worker_port}"),
+        "artifactId": rel["primaryArtifactId"], "artifactDigest": rel["primaryArtifactDigest"]});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, w) = call(
+            &stack,
+            "POST",
+            &format!("{TENANT_BASE}/workers/register"),
+            Some(ADMIN),
+            Some(body.clone()),
+        )
+        .await;
+        if s == 200 {
+            break;
+        }
+        assert_eq!(w["code"], "WORKER_UNREACHABLE", "{w}");
+        assert!(
+            Instant::now() < deadline,
+            "worker never answered its capability probe"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let cp = "/tpf/control-plane/tenants/acme";
+    let order = json!({"requestId": "5b0e2c1a-8f3d-4e6b-a9c7-1d2e3f4a5b6c", "customerName": "Ada Lovelace", "restaurantName": "Cafe TPF",
+        "items": "Margherita Pizza", "totalAmount": "27.50", "currency": "EUR"});
+    let submit = json!({"pipelineId": "restaurant-approval", "inputShape": "UNI", "inputPayload": {
+        "payloadTypeId": "org.pipelineframework.restaurantapproval.common.dto.PlaceRestaurantOrderRequestDto",
+        "payloadEncoding": "application/tpf-transition+json", "payload": order.to_string()}});
+
+    // E2E-01: approved.
+    let (s, sub) = call(
+        &stack,
+        "POST",
+        &format!("{cp}/executions"),
+        Some(CONTROL),
+        Some(submit.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{sub}");
+    let id = sub["executionId"].as_str().unwrap().to_string();
+    let st = wait_for(&stack, &format!("{cp}/executions/{id}"), CONTROL, |v| {
+        v["status"] == "WAITING_EXTERNAL"
+    })
+    .await;
+    assert_eq!(st["stepIndex"], 2);
+    let pending = wait_for(
+        &stack,
+        &format!("{cp}/interactions/pending?stepId=ProcessAwaitRestaurantDecisionService"),
+        CONTROL,
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|i| i["executionId"] == id.as_str()))
+        },
+    )
+    .await;
+    let interaction = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["executionId"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(interaction["transportType"], "interaction-api");
+    let order_id = interaction["requestPayload"]["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, done) = call(&stack, "POST", &format!("{cp}/interactions/complete"), Some(CONTROL),
+        Some(json!({"interactionId": interaction["interactionId"], "responsePayload": decision(&order_id, Some(true))}))).await;
+    assert_eq!(
+        (s, done["status"].as_str(), done["duplicate"].as_bool()),
+        (200, Some("COMPLETED"), Some(false)),
+        "{done}"
+    );
+    let st = wait_for(&stack, &format!("{cp}/executions/{id}"), CONTROL, |v| {
+        v["status"] == "SUCCEEDED"
+    })
+    .await;
+    assert_eq!(st["stepIndex"], 3);
+    let (_, result) = call(
+        &stack,
+        "GET",
+        &format!("{cp}/executions/{id}/result"),
+        Some(CONTROL),
+        None,
+    )
+    .await;
+    let outcome: Value =
+        serde_json::from_str(result["resultPayload"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(outcome["outcome"], "APPROVED");
+
+    // E2E-03: an invalid completion fails the execution; re-drive fails it again.
+    let (_, sub) = call(
+        &stack,
+        "POST",
+        &format!("{cp}/executions"),
+        Some(CONTROL),
+        Some(submit),
+    )
+    .await;
+    let id = sub["executionId"].as_str().unwrap().to_string();
+    wait_for(&stack, &format!("{cp}/executions/{id}"), CONTROL, |v| {
+        v["status"] == "WAITING_EXTERNAL"
+    })
+    .await;
+    let pending = wait_for(
+        &stack,
+        &format!("{cp}/interactions/pending"),
+        CONTROL,
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|i| i["executionId"] == id.as_str()))
+        },
+    )
+    .await;
+    let interaction = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["executionId"] == id.as_str())
+        .unwrap()
+        .clone();
+    let (s, _) = call(&stack, "POST", &format!("{cp}/interactions/complete"), Some(CONTROL),
+        Some(json!({"interactionId": interaction["interactionId"], "responsePayload": decision("not-a-uuid", Some(true))}))).await;
+    assert_eq!(s, 200);
+    let failed = wait_for(&stack, &format!("{cp}/executions/{id}"), CONTROL, |v| {
+        v["status"] == "FAILED"
+    })
+    .await;
+    assert!(!failed["errorCode"].as_str().unwrap().is_empty());
+    assert!(!failed["errorMessage"].as_str().unwrap().is_empty());
+    let version = failed["version"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stack.log_tail().contains("Execution moved to DLQ") {
+        assert!(Instant::now() < deadline, "no DLQ log line");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, red) = call(&stack, "POST", &format!("/tpf/admin/tenants/acme/executions/{id}/redrive"), Some(ADMIN),
+        Some(json!({"allowFailed": true, "expectedVersion": version, "reason": "incident demo", "actor": "oncall"}))).await;
+    assert_eq!(
+        (s, red["previousStatus"].as_str(), red["status"].as_str()),
+        (200, Some("FAILED"), Some("QUEUED")),
+        "{red}"
+    );
+    let again = wait_for(&stack, &format!("{cp}/executions/{id}"), CONTROL, |v| {
+        v["status"] == "FAILED" && v["version"].as_u64() > Some(version + 1)
+    })
+    .await;
+    assert!(again["version"].as_u64().unwrap() > version);
+    let (_, hist) = call(
+        &stack,
+        "GET",
+        &format!("{cp}/executions/{id}/history"),
+        Some(CONTROL),
+        None,
+    )
+    .await;
+    let redriven = hist["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "REDRIVEN")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (redriven["reason"].as_str(), redriven["actor"].as_str()),
+        (Some("incident demo"), Some("oncall"))
+    );
 }

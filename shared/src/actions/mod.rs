@@ -53,6 +53,9 @@ pub struct WorkerDeps {
     pub clock: Arc<dyn Clock>,
     /// `TPF_WORKER_LIFECYCLE_STALE_AFTER` in ms; 0 disables staleness.
     pub stale_after_ms: u64,
+    /// The capability probe of `RELEASES.md` §6.1: `Some` with
+    /// `TPF_WORKER_CAPABILITIES_CHECK=register`, `None` with `off`.
+    pub probe: Option<Arc<dyn WorkerTransport>>,
 }
 
 /// What the execution actions (submit, dispatch, awaits, sweep, re-drive) need.

@@ -2,8 +2,8 @@
 //! lifecycle record — `HEALTHY`, fresh times, drain cleared — with one
 //! `REGISTER` event written atomically with the entry.
 //!
-//! The capability probe of §6.1 arrives with the control-plane issue; until
-//! then registration behaves as with `TPF_WORKER_CAPABILITIES_CHECK=off`.
+//! With the capability check on, a `rest` worker's signed capabilities
+//! endpoint is probed before anything is written (§6.1).
 
 use serde_json::{Map, Value};
 
@@ -11,8 +11,9 @@ use super::{WorkerDeps, MAX_WRITE_ATTEMPTS};
 use crate::domain::ids::check_id;
 use crate::domain::values::{char_len, has_control, is_digest, is_text};
 use crate::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType, WorkerView};
+use crate::domain::worker_protocol::ExpectedIdentity;
 use crate::error::{ApiError, ErrorCode};
-use crate::ports::WorkerWrite;
+use crate::ports::{ProbeError, WorkerWrite};
 
 /// The validated members of a registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +116,40 @@ fn is_rest_endpoint(endpoint: &str) -> bool {
     }
 }
 
+/// §6.1 capability check: the worker at `endpoint` must serve the
+/// registered identity; nothing is written when it fails.
+async fn probe(deps: &WorkerDeps, pipeline: &str, req: &RegisterWorker) -> Result<(), ApiError> {
+    let Some(transport) = deps.probe.as_ref().filter(|_| req.protocol == "rest") else {
+        return Ok(());
+    };
+    let caps = transport
+        .capabilities(&req.endpoint)
+        .await
+        .map_err(|e| match e {
+            ProbeError::Unreachable(why) => ApiError::new(
+                ErrorCode::WorkerUnreachable,
+                format!("worker capabilities could not be read from its endpoint: {why}"),
+            ),
+            ProbeError::SecretUnavailable => ApiError::new(
+                ErrorCode::DependencyUnavailable,
+                "the worker shared secret cannot be resolved; retry later",
+            ),
+        })?;
+    let expected = ExpectedIdentity {
+        pipeline_id: pipeline,
+        contract_version: &req.contract_version,
+        release_version: &req.release_version,
+        artifact_id: &req.artifact_id,
+        artifact_digest: &req.artifact_digest,
+    };
+    caps.check(&expected).map_err(|why| {
+        ApiError::new(
+            ErrorCode::WorkerCapabilitiesMismatch,
+            format!("worker serves another identity: {why}"),
+        )
+    })
+}
+
 /// Registers (or re-registers) a worker of `(tenant, pipeline)`.
 pub async fn run(
     deps: &WorkerDeps,
@@ -122,6 +157,7 @@ pub async fn run(
     pipeline: &str,
     req: RegisterWorker,
 ) -> Result<WorkerView, ApiError> {
+    probe(deps, pipeline, &req).await?;
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let current = deps
             .registry

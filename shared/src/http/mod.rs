@@ -60,7 +60,7 @@ impl AppState {
     fn serves(&self, route: &Route) -> bool {
         use routes::Action::*;
         match route.action {
-            Health => true,
+            Health | OpenApi => true,
             RegisterRelease | ListReleases | GetActiveRelease | ListActivations | GetRelease
             | ActivateRelease => self.releases.is_some(),
             RegisterWorker | HeartbeatWorker | DrainWorker | ListWorkers => self.workers.is_some(),

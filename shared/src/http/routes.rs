@@ -47,6 +47,7 @@ pub enum Action {
     ListPending,
     CompleteInteraction,
     RedriveExecution,
+    OpenApi,
 }
 
 /// How a route treats the request body (`API.md` §1.2–§1.3).
@@ -106,6 +107,7 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(GET, "/tpf/control-plane/tenants/{tenantId}/interactions/pending", ControlPlane, BodyRule::Ignored, PENDING, ListPending, CP),
         route!(POST, "/tpf/control-plane/tenants/{tenantId}/interactions/complete", ControlPlane, BodyRule::Object, &[], CompleteInteraction, CP),
         route!(POST, "/tpf/admin/tenants/{tenantId}/executions/{executionId}/redrive", Admin, BodyRule::OptionalObject, &[], RedriveExecution, CP),
+        route!(GET, "/tpf/openapi.json", Public, BodyRule::Ignored, &[], OpenApi, "*"),
         route!(GET, "/tpf/health", Public, BodyRule::Ignored, &[], Health, "*"),
         route!(GET, "/q/health/live", Public, BodyRule::Ignored, &[], Health, "*"),
         route!(
@@ -200,6 +202,10 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         ),
     ]
 });
+
+/// The OpenAPI 3.1 document of every HTTP route (`API.md` §3.4), shipped in
+/// the binary.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 fn page(parts: &RequestParts) -> Result<PageRequest, ApiError> {
     Ok(PageRequest {
@@ -345,6 +351,11 @@ pub async fn dispatch(
                     .await?;
             Reply::ok(&view)
         }
+        Action::OpenApi => Ok(Reply {
+            status: axum::http::StatusCode::OK,
+            body: OPENAPI.to_string(),
+            next_cursor: None,
+        }),
         Action::SubmitExecution => {
             let body = parts.body.as_ref().ok_or_else(|| internal("body"))?;
             let req = actions::submit_execution::parse_request(body)?;

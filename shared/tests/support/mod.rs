@@ -51,6 +51,8 @@ pub struct Options {
     pub worker_registry: Option<Arc<dyn WorkerRegistry>>,
     pub release_registry: Option<Arc<dyn ReleaseRegistry>>,
     pub file_workers: bool,
+    /// The capability probe (`TPF_WORKER_CAPABILITIES_CHECK=register`).
+    pub probe: Option<Arc<dyn tpf_core::ports::WorkerTransport>>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             worker_registry: None,
             release_registry: None,
             file_workers: false,
+            probe: None,
         }
     }
 }
@@ -101,6 +104,7 @@ fn build(function: FunctionName, opts: Options) -> TestApp {
         }),
         clock: clock.clone(),
         stale_after_ms: opts.stale_after_ms,
+        probe: opts.probe.clone(),
     });
     let state = AppState {
         function,
