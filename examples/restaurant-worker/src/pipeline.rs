@@ -309,17 +309,33 @@ fn start(
 /// Step 3: Finalize Restaurant Decision, from the resume envelope's payload.
 fn finalize(command: &TransitionCommand, now_ms: i64) -> Result<Value, StepError> {
     check_encoding(command)?;
-    let decision = object_from_text(&command.payload)
+    let outer = object_from_text(&command.payload)
         .ok_or_else(|| StepError::non_retryable("decision is not a JSON object"))?;
+    // TPF's demo client answers `{"accepted": {...}}` or `{"declined": {...}}`
+    // (the RestaurantDecision variants); the flat `{"orderId", "approved"}`
+    // form is accepted too.
+    let variant = ["accepted", "declined"].into_iter().find_map(|k| {
+        outer
+            .get(k)
+            .and_then(Value::as_object)
+            .map(|v| (k == "accepted", v.clone()))
+    });
+    let decision = match &variant {
+        Some((_, inner)) => inner.clone(),
+        None => outer.clone(),
+    };
     let order_id = decision
         .get("orderId")
         .and_then(Value::as_str)
         .filter(|id| is_uuid(id))
         .ok_or_else(|| StepError::non_retryable("decision orderId is not a UUID"))?;
-    let approved = decision
-        .get("approved")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| StepError::non_retryable("decision approved must be a boolean"))?;
+    let approved = match &variant {
+        Some((accepted, _)) => *accepted,
+        None => decision
+            .get("approved")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| StepError::non_retryable("decision approved must be a boolean"))?,
+    };
 
     let (outcome, restaurant_status, verb) = if approved {
         ("APPROVED", "ACCEPTED", "Approved")
@@ -573,6 +589,25 @@ mod tests {
         assert_eq!(state["outcome"], "DECLINED");
         assert_eq!(state["restaurantStatus"], "REJECTED");
         assert_eq!(state["summary"], "Declined by the restaurant");
+    }
+
+    #[test]
+    fn tpf_demo_client_decision_variants_are_understood() {
+        let accepted = r#"{"accepted":{"orderId":"9e2d4c6a-1b3f-4a5d-8c7e-0f1a2b3c4d5e","decidedAt":"2025-01-15T10:50:15Z","note":"Approved by Cafe TPF"}}"#;
+        let r = run(&command(3, DECISION_TYPE, accepted));
+        let state: Value =
+            serde_json::from_str(r["outputPayloads"][0]["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(state["outcome"], "APPROVED");
+        assert_eq!(state["summary"], "Approved by Cafe TPF");
+        let declined = r#"{"declined":{"orderId":"9e2d4c6a-1b3f-4a5d-8c7e-0f1a2b3c4d5e","declineReason":"overloaded"}}"#;
+        let r = run(&command(3, DECISION_TYPE, declined));
+        let state: Value =
+            serde_json::from_str(r["outputPayloads"][0]["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(state["outcome"], "DECLINED");
+        let invalid = r#"{"accepted":{"orderId":"not-a-uuid"}}"#;
+        let r = run(&command(3, DECISION_TYPE, invalid));
+        assert_eq!(r["outcome"], "FAILED");
+        assert_eq!(r["failure"]["message"], "decision orderId is not a UUID");
     }
 
     #[test]
