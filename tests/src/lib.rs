@@ -1721,3 +1721,48 @@ impl WorkQueue for FaultyQueue {
         self.inner.enqueue(item, delay_ms).await
     }
 }
+
+// ---------------------------------------------------------------------------
+// Concurrency, fault and bad-input helpers (`engine_concurrency`,
+// `engine_bad_input`): the engine over the `file` stores, and routers over
+// an altered `AppState`.
+// ---------------------------------------------------------------------------
+
+impl Harness {
+    /// The harness's engine deps with executions and awaits on the `file`
+    /// stores rooted at `state_root` (release and worker registries,
+    /// transport, queue, dead letters and clock stay the harness's).
+    pub fn file_deps(&self, state_root: &std::path::Path) -> EngineDeps {
+        use tpf_core::providers::file::{FileAwaitStore, FileExecutionStore};
+        EngineDeps {
+            executions: Arc::new(FileExecutionStore::new(state_root.to_path_buf())),
+            awaits: Arc::new(FileAwaitStore::new(state_root.to_path_buf())),
+            ..self.deps.clone()
+        }
+    }
+
+    /// The control-plane router over `deps` with the harness's tokens and
+    /// surfaces, after `alter` changed its `AppState` (allowed tenants, a
+    /// disabled surface, an unresolvable token, …).
+    pub fn router_altered(&self, deps: EngineDeps, alter: impl FnOnce(&mut AppState)) -> Router {
+        let token = |t: &str| {
+            Some(CachedSecret::new(
+                SecretSource::Literal(t.into()),
+                Arc::new(EnvSecretResolver),
+            ))
+        };
+        let mut state = AppState {
+            function: FunctionName::ControlPlane,
+            control_plane_enabled: true,
+            admin_enabled: true,
+            control_plane_token: token(CONTROL),
+            admin_token: token(ADMIN),
+            allowed_tenants: None,
+            releases: None,
+            workers: None,
+            engine: Some(deps),
+        };
+        alter(&mut state);
+        router(Arc::new(state))
+    }
+}

@@ -41,6 +41,13 @@ pub struct RedriveResult {
     pub actor: String,
 }
 
+/// A JSON integer within the signed 64-bit range (`API.md` §1.3) that is
+/// ≥ 0; `None` otherwise (a fraction, an exponent, or an integer above
+/// `i64::MAX`).
+fn non_negative(n: &serde_json::Number) -> Option<u64> {
+    n.as_i64().and_then(|v| u64::try_from(v).ok())
+}
+
 /// Checks the members (§2.6 table order). `None` = no body, `{}` or `null`.
 pub fn parse_request(body: Option<&Map<String, Value>>) -> Result<RedriveRequest, ApiError> {
     let empty = Map::new();
@@ -48,7 +55,7 @@ pub fn parse_request(body: Option<&Map<String, Value>>) -> Result<RedriveRequest
     let expected_version =
         match body.get("expectedVersion") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| {
+            Some(Value::Number(n)) => Some(non_negative(n).ok_or_else(|| {
                 ApiError::invalid_field("expectedVersion", "must be an integer ≥ 0")
             })?),
             Some(_) => {

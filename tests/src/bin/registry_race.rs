@@ -20,6 +20,11 @@
 //!     RACE_REGISTRATION_ROOT); prints `200 <createdAtEpochMs>` or the error code
 //! registry_race <storage_root> <tenant> <pipeline> activate-action <version>
 //!     runs the activate_release action; prints `200` or the error code
+//! registry_race <state_root> <tenant> <pipeline> complete <completion body JSON>
+//!     runs the complete_interaction action for <tenant> on the `file`
+//!     execution and await stores at <state_root> (memory registries, a
+//!     no-op transport and queue, the system clock); prints
+//!     `200 <duplicate>` or the error code
 //! ```
 //!
 //! With `RACE_START_AT_MS` set (epoch ms), the operation waits until then,
@@ -31,15 +36,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 use tpf_core::actions::register_release::{self, DescriptorSource};
-use tpf_core::actions::{activate_release, ReleaseDeps};
+use tpf_core::actions::{activate_release, complete_interaction, EngineDeps, ReleaseDeps};
+use tpf_core::config::{Config, FunctionName};
 use tpf_core::domain::location::Root;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord};
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
+use tpf_core::domain::worker_protocol::{TransitionCommand, TransitionFailure, TransitionResult};
 use tpf_core::ports::SystemClock;
 use tpf_core::ports::{AppendOutcome, CreateOutcome, ReleaseRegistry, WorkerRegistry, WorkerWrite};
+use tpf_core::ports::{ProbeError, WorkItem, WorkQueue, WorkerTransport};
+use tpf_core::providers::dead_letters::LogDeadLetterSink;
 use tpf_core::providers::file::{
-    FileReleaseRegistry, FileWorkerRegistry, LocalArtifactStore, LocalLocationReader,
+    FileAwaitStore, FileExecutionStore, FileReleaseRegistry, FileWorkerRegistry,
+    LocalArtifactStore, LocalLocationReader,
 };
+use tpf_core::providers::memory::{MemoryReleaseRegistry, MemoryWorkerRegistry};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -124,6 +135,68 @@ fn action_deps(root: &std::path::Path) -> ReleaseDeps {
     }
 }
 
+/// A transport that calls no worker (completion never dispatches).
+struct NoTransport;
+
+#[async_trait::async_trait]
+impl WorkerTransport for NoTransport {
+    async fn execute(
+        &self,
+        _endpoint: &str,
+        _command: &TransitionCommand,
+    ) -> Result<TransitionResult, TransitionFailure> {
+        Err(TransitionFailure::new(
+            "WORKER_UNREACHABLE",
+            "registry_race calls no worker",
+            true,
+        ))
+    }
+    async fn capabilities(
+        &self,
+        _endpoint: &str,
+    ) -> Result<tpf_core::domain::worker_protocol::WorkerCapabilities, ProbeError> {
+        Err(ProbeError::Unreachable(
+            "registry_race calls no worker".into(),
+        ))
+    }
+}
+
+/// A work queue that drops every item (the sweep would recover them).
+struct NoQueue;
+
+#[async_trait::async_trait]
+impl WorkQueue for NoQueue {
+    async fn enqueue(
+        &self,
+        _item: &WorkItem,
+        _delay_ms: u64,
+    ) -> Result<(), tpf_core::error::StoreError> {
+        Ok(())
+    }
+}
+
+/// The engine actions' dependencies on the `file` execution and await
+/// stores under `state_root`; everything else is inert.
+fn engine_deps(state_root: &std::path::Path) -> Result<EngineDeps, String> {
+    let config = Config::from_lookup(FunctionName::ControlPlane, state_root, |k| {
+        (k == "TPF_WORKER_SHARED_SECRET").then(|| "registry-race".to_string())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(EngineDeps {
+        executions: Arc::new(FileExecutionStore::new(state_root.to_path_buf())),
+        awaits: Arc::new(FileAwaitStore::new(state_root.to_path_buf())),
+        releases: Arc::new(MemoryReleaseRegistry::new()),
+        workers: Arc::new(MemoryWorkerRegistry::new()),
+        transport: Arc::new(NoTransport),
+        queue: Arc::new(NoQueue),
+        dead_letters: Arc::new(LogDeadLetterSink),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(config.engine),
+        stale_after_ms: config.worker_stale_after_ms,
+        resume_secret: None,
+    })
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: registry_race <storage_root> <tenant> <pipeline> <op> <arg> [<arg>]");
     ExitCode::from(2)
@@ -148,6 +221,24 @@ async fn main() -> ExitCode {
     wait_for_start().await;
 
     match (op, extra) {
+        ("complete", _) => {
+            let deps = match engine_deps(&root) {
+                Ok(deps) => deps,
+                Err(e) => return fail(e),
+            };
+            let body: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(arg) {
+                Ok(body) => body,
+                Err(e) => return fail(e),
+            };
+            let outcome = match complete_interaction::parse_request(&body) {
+                Ok(req) => complete_interaction::run(&deps, tenant, req).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(done) => println!("200 {}", done.duplicate),
+                Err(e) => println!("{}", e.code.as_str()),
+            }
+        }
         ("register-action", _) | ("activate-action", _) => {
             let deps = action_deps(&root);
             let outcome = if op == "register-action" {
