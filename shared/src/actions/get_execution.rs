@@ -126,19 +126,12 @@ pub async fn history(
         None => None,
     };
     let now = deps.clock.now_ms();
-    let mut events = deps
+    let events = deps
         .executions
         .history(tenant, execution_id, after, page.limit + 1, now)
         .await?
         .ok_or_else(|| not_found(execution_id))?;
-    let more = events.len() > page.limit;
-    events.truncate(page.limit);
-    let next_cursor = match (more, events.last()) {
-        (true, Some(last)) => Some(cursor::encode(tenant, &filters, last.version.into())),
-        _ => None,
-    };
-    Ok(Page {
-        items: events,
-        next_cursor,
-    })
+    Ok(Page::from_overfetch(events, page.limit, |last| {
+        cursor::encode(tenant, &filters, last.version.into())
+    }))
 }

@@ -29,18 +29,11 @@ pub async fn run(
         ),
         None => None,
     };
-    let mut events = deps
+    let events = deps
         .registry
         .list_events(tenant, pipeline, after, page.limit + 1)
         .await?;
-    let more = events.len() > page.limit;
-    events.truncate(page.limit);
-    let next_cursor = match (more, events.last()) {
-        (true, Some(last)) => Some(cursor::encode(tenant, &filters, last.seq.into())),
-        _ => None,
-    };
-    Ok(Page {
-        items: events,
-        next_cursor,
-    })
+    Ok(Page::from_overfetch(events, page.limit, |last| {
+        cursor::encode(tenant, &filters, last.seq.into())
+    }))
 }

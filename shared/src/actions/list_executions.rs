@@ -84,22 +84,16 @@ pub async fn run(
         None => None,
     };
     let now = deps.clock.now_ms();
-    let mut records = deps
+    let records = deps
         .executions
         .list(tenant, filter, after, page.limit + 1, now)
         .await?;
-    let more = records.len() > page.limit;
-    records.truncate(page.limit);
-    let next_cursor = match (more, records.last()) {
-        (true, Some(last)) => Some(cursor::encode(
+    let page = Page::from_overfetch(records, page.limit, |last| {
+        cursor::encode(
             tenant,
             &bound,
             serde_json::json!([last.created_at_epoch_ms, last.execution_id]),
-        )),
-        _ => None,
-    };
-    Ok(Page {
-        items: records.iter().map(ExecutionSummary::from).collect(),
-        next_cursor,
-    })
+        )
+    });
+    Ok(page.map(|r| ExecutionSummary::from(&r)))
 }

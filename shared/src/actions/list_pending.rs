@@ -47,19 +47,15 @@ pub async fn run(
         None => None,
     };
     let now = deps.clock.now_ms();
-    let mut items = deps
+    let items = deps
         .awaits
         .pending(tenant, filter, after, page.limit + 1, now)
         .await?;
-    let more = items.len() > page.limit;
-    items.truncate(page.limit);
-    let next_cursor = match (more, items.last()) {
-        (true, Some(last)) => Some(cursor::encode(
+    Ok(Page::from_overfetch(items, page.limit, |last| {
+        cursor::encode(
             tenant,
             &bound,
             serde_json::json!([last.deadline_epoch_ms, last.interaction_id]),
-        )),
-        _ => None,
-    };
-    Ok(Page { items, next_cursor })
+        )
+    }))
 }

@@ -27,24 +27,17 @@ pub async fn run(
         ),
         None => None,
     };
-    let mut records = deps
+    let records = deps
         .registry
         .list_releases(tenant, pipeline, after.as_ref(), page.limit + 1)
         .await?;
-    let more = records.len() > page.limit;
-    records.truncate(page.limit);
-    let next_cursor = match (more, records.last()) {
-        (true, Some(last)) => Some(cursor::encode(
+    let records = Page::from_overfetch(records, page.limit, |last| {
+        cursor::encode(
             tenant,
             &filters,
             serde_json::to_value(last.list_key()).unwrap_or_default(),
-        )),
-        _ => None,
-    };
+        )
+    });
     let latest = deps.registry.latest_event(tenant, pipeline).await?;
-    let items = records
-        .into_iter()
-        .map(|r| ReleaseView::derive(r, latest.as_ref()))
-        .collect();
-    Ok(Page { items, next_cursor })
+    Ok(records.map(|r| ReleaseView::derive(r, latest.as_ref())))
 }

@@ -110,6 +110,33 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page from `items` read with `limit + 1`: keeps `limit` of them and,
+    /// when more exist, the cursor of the last one kept.
+    pub fn from_overfetch(
+        mut items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+
+    /// The same page with each item mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
 /// Attempts of a conditional write lost to concurrent writers before 409
 /// `CONCURRENT_MODIFICATION` (`RELEASES.md` §3.4, §6.6).
 pub const MAX_WRITE_ATTEMPTS: usize = 3;
