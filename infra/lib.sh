@@ -23,6 +23,19 @@ ensure_cargo_lambda() {
   export TPF_CARGO_LAMBDA="$TPF_VENV/bin/cargo-lambda"
 }
 
+MOTO_VERSION="5.2.5"
+
+# Installs moto's server (the DynamoDB/S3/SQS/SSM/Secrets Manager wire peer
+# of the AWS provider tests) into the project venv and exports its path.
+ensure_moto() {
+  ensure_cargo_lambda
+  if [ ! -x "$TPF_VENV/bin/moto_server" ]; then
+    echo "installing moto[server] $MOTO_VERSION into $TPF_VENV" >&2
+    "$TPF_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  export TPF_MOTO_SERVER="$TPF_VENV/bin/moto_server"
+}
+
 # Local defaults of every function; each one can be overridden by exporting
 # the variable before running the command.
 export_local_defaults() {

@@ -14,6 +14,10 @@ use crate::domain::values::parse_duration_ms;
 pub enum FunctionName {
     ControlPlane,
     ReleaseAdmin,
+    /// SQS event source → `process_work_item` (AWS).
+    Dispatcher,
+    /// Schedule → `sweep_once` (AWS).
+    Sweeper,
     WorkerLifecycle,
 }
 
@@ -23,6 +27,8 @@ impl FunctionName {
         match self {
             FunctionName::ControlPlane => "control-plane",
             FunctionName::ReleaseAdmin => "release-admin",
+            FunctionName::Dispatcher => "dispatcher",
+            FunctionName::Sweeper => "sweeper",
             FunctionName::WorkerLifecycle => "worker-lifecycle",
         }
     }
@@ -95,7 +101,7 @@ pub enum CapabilitiesCheck {
     Off,
 }
 
-/// S3 settings of the artifact store (used once the `s3` provider lands).
+/// S3 settings of the artifact store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct S3Settings {
     pub bucket: Option<String>,
@@ -105,7 +111,7 @@ pub struct S3Settings {
     pub path_style_access: bool,
 }
 
-/// DynamoDB settings of the registries (used once the `dynamo` providers land).
+/// DynamoDB settings of the `dynamo` release and worker registries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamoSettings {
     pub release_table: String,
@@ -138,6 +144,33 @@ pub enum DeadLetterProvider {
     Sqs(String),
 }
 
+/// `TPF_STATE_PROVIDER=dynamo`: tables and payload spill (`EXECUTION.md` §10.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoStateConfig {
+    pub execution_table: String,
+    pub await_table: String,
+    pub payload_bucket: String,
+    pub payload_prefix: String,
+    pub threshold_bytes: usize,
+    pub index_shards: u8,
+}
+
+/// `TPF_QUEUE_PROVIDER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueProvider {
+    /// In-process (local runs).
+    Inline,
+    /// A standard SQS queue at this URL.
+    Sqs(String),
+}
+
+/// Client settings of the work queue and the `sqs` dead-letter sink.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SqsSettings {
+    pub region: Option<String>,
+    pub endpoint_override: Option<String>,
+}
+
 /// The execution engine's settings (`EXECUTION.md` §1, §10.1).
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -156,6 +189,12 @@ pub struct EngineSettings {
     pub state_provider: StateProvider,
     pub state_root: PathBuf,
     pub dead_letters: DeadLetterProvider,
+    /// The `dynamo` state store's settings (`EXECUTION.md` §10.1), when selected.
+    pub dynamo_state: Option<DynamoStateConfig>,
+    /// `TPF_QUEUE_PROVIDER` (+ `TPF_QUEUE_URL`).
+    pub queue: QueueProvider,
+    /// `TPF_SQS_REGION`, `TPF_SQS_ENDPOINT_OVERRIDE`.
+    pub sqs: SqsSettings,
     pub resume_token_secret: Option<SecretSource>,
     pub signature_tolerance_ms: u64,
 }
@@ -379,9 +418,11 @@ impl Config {
         };
         // The control-plane calls workers (inline dispatch); worker-lifecycle
         // probes them when the capability check is on.
-        let needs_secret = function == FunctionName::ControlPlane
-            || (function == FunctionName::WorkerLifecycle
-                && capabilities_check == CapabilitiesCheck::Register);
+        let needs_secret = matches!(
+            function,
+            FunctionName::ControlPlane | FunctionName::Dispatcher
+        ) || (function == FunctionName::WorkerLifecycle
+            && capabilities_check == CapabilitiesCheck::Register);
         let worker_shared_secret = r.secret_pair(
             "TPF_WORKER_SHARED_SECRET",
             "TPF_WORKER_SHARED_SECRET_REF",
@@ -391,35 +432,6 @@ impl Config {
             Some(p) => absolute(cwd, &p),
             None => releases_storage_root.join("workers"),
         };
-
-        // Providers whose AWS implementation is not in this build yet fail
-        // start-up rather than silently falling back.
-        for (var, provider) in [
-            ("TPF_RELEASES_REGISTRY_PROVIDER", releases_registry_provider),
-            ("TPF_WORKER_LIFECYCLE_PROVIDER", worker_lifecycle_provider),
-        ] {
-            if provider == RegistryProvider::Dynamo {
-                return Err(err(
-                    var,
-                    "dynamo is not available in this build yet (memory or file)",
-                ));
-            }
-        }
-        if releases_storage_provider == StorageProvider::S3 {
-            return Err(err(
-                "TPF_RELEASES_STORAGE_PROVIDER",
-                "s3 is not available in this build yet (local)",
-            ));
-        }
-        if registration_roots
-            .iter()
-            .any(|r| matches!(r, Root::S3 { .. }))
-        {
-            return Err(err(
-                "TPF_RELEASES_REGISTRATION_ROOTS",
-                "s3:// roots are not available in this build yet (local directories only)",
-            ));
-        }
 
         let engine = r.engine(function, cwd, &releases_storage_root)?;
 
@@ -479,7 +491,10 @@ impl Reader<'_> {
         cwd: &Path,
         storage_root: &Path,
     ) -> Result<EngineSettings, ConfigError> {
-        let builds_engine = function == FunctionName::ControlPlane;
+        let builds_engine = matches!(
+            function,
+            FunctionName::ControlPlane | FunctionName::Dispatcher | FunctionName::Sweeper
+        );
         let connect_timeout_ms = duration(self, "TPF_WORKER_REST_CONNECT_TIMEOUT", 2_000)?;
         let request_timeout_ms = duration(self, "TPF_WORKER_REST_REQUEST_TIMEOUT", 30_000)?;
         let lease_ms: i64 = integer(self, "TPF_LEASE_MS", 60_000)?;
@@ -544,34 +559,40 @@ impl Reader<'_> {
             Some("dynamo") => StateProvider::Dynamo,
             Some(_) => return Err(err("TPF_STATE_PROVIDER", "must be memory, file or dynamo")),
         };
-        if builds_engine {
-            self.storage_variables(state_provider)?;
-        }
+        let dynamo_state = if builds_engine {
+            self.storage_variables(state_provider)?
+        } else {
+            None
+        };
         let state_root = match self.raw("TPF_STATE_ROOT") {
             Some(p) => absolute(cwd, &p),
             None => storage_root.join("state"),
         };
-        match self.lower("TPF_QUEUE_PROVIDER").as_deref() {
-            None | Some("inline") => {}
-            Some("sqs") if builds_engine => {
-                let url = self.raw("TPF_QUEUE_URL").unwrap_or_default();
-                let valid = url::Url::parse(url.trim())
+        let queue = match self.lower("TPF_QUEUE_PROVIDER").as_deref() {
+            None | Some("inline") => QueueProvider::Inline,
+            Some("sqs") => {
+                let url = self
+                    .raw("TPF_QUEUE_URL")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                let valid = url::Url::parse(&url)
                     .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                     .unwrap_or(false);
-                if !valid {
+                if builds_engine && !valid {
                     return Err(err(
                         "TPF_QUEUE_URL",
                         "must be an absolute http(s) URL with TPF_QUEUE_PROVIDER=sqs",
                     ));
                 }
-                return Err(err(
-                    "TPF_QUEUE_PROVIDER",
-                    "sqs is not available in this build yet (inline)",
-                ));
+                QueueProvider::Sqs(url)
             }
-            Some("sqs") => {}
             Some(_) => return Err(err("TPF_QUEUE_PROVIDER", "must be inline or sqs")),
-        }
+        };
+        let sqs = SqsSettings {
+            region: self.raw("TPF_SQS_REGION"),
+            endpoint_override: self.raw("TPF_SQS_ENDPOINT_OVERRIDE"),
+        };
         let dead_letters = match self.lower("TPF_DLQ_PROVIDER").as_deref() {
             None | Some("log") => DeadLetterProvider::Log,
             Some("file") => match self.raw("TPF_DLQ_FILE") {
@@ -584,14 +605,7 @@ impl Reader<'_> {
                 }
             },
             Some("sqs") => match self.raw("TPF_DLQ_URL") {
-                Some(u) if builds_engine => {
-                    let _ = u;
-                    return Err(err(
-                        "TPF_DLQ_PROVIDER",
-                        "sqs is not available in this build yet (log or file)",
-                    ));
-                }
-                Some(u) => DeadLetterProvider::Sqs(u),
+                Some(u) => DeadLetterProvider::Sqs(u.trim().to_string()),
                 None => return Err(err("TPF_DLQ_URL", "is required with TPF_DLQ_PROVIDER=sqs")),
             },
             Some(_) => return Err(err("TPF_DLQ_PROVIDER", "must be log, file or sqs")),
@@ -629,6 +643,9 @@ impl Reader<'_> {
             state_provider,
             state_root,
             dead_letters,
+            dynamo_state,
+            queue,
+            sqs,
             resume_token_secret,
             signature_tolerance_ms,
         })
@@ -637,11 +654,14 @@ impl Reader<'_> {
 
 impl Reader<'_> {
     /// `EXECUTION.md` §10.1 storage variables of the selected provider.
-    fn storage_variables(&self, state_provider: StateProvider) -> Result<(), ConfigError> {
+    fn storage_variables(
+        &self,
+        state_provider: StateProvider,
+    ) -> Result<Option<DynamoStateConfig>, ConfigError> {
         let prefix = self
             .raw("TPF_PAYLOAD_S3_PREFIX")
             .unwrap_or_else(|| "tpf/payloads".into());
-        let prefix = prefix.trim_matches('/');
+        let prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() && prefix.split('/').any(|seg| !valid_segment(seg)) {
             return Err(err(
                 "TPF_PAYLOAD_S3_PREFIX",
@@ -662,35 +682,42 @@ impl Reader<'_> {
                 "must be an integer from 1 to 16",
             ));
         }
-        if state_provider == StateProvider::Dynamo {
-            for (var, default) in [
-                ("TPF_DYNAMO_EXECUTION_TABLE", "tpf_execution"),
-                ("TPF_DYNAMO_AWAIT_TABLE", "tpf_await"),
-            ] {
-                if self
-                    .raw(var)
-                    .unwrap_or_else(|| default.into())
-                    .trim()
-                    .is_empty()
-                {
-                    return Err(err(var, "must not be blank with TPF_STATE_PROVIDER=dynamo"));
-                }
-            }
-            if self
-                .raw("TPF_PAYLOAD_S3_BUCKET")
-                .is_none_or(|b| b.trim().is_empty())
-            {
-                return Err(err(
-                    "TPF_PAYLOAD_S3_BUCKET",
-                    "is required with TPF_STATE_PROVIDER=dynamo",
-                ));
-            }
-            return Err(err(
-                "TPF_STATE_PROVIDER",
-                "dynamo is not available in this build yet (memory or file)",
-            ));
+        if state_provider != StateProvider::Dynamo {
+            return Ok(None);
         }
-        Ok(())
+        let mut tables = Vec::new();
+        for (var, default) in [
+            ("TPF_DYNAMO_EXECUTION_TABLE", "tpf_execution"),
+            ("TPF_DYNAMO_AWAIT_TABLE", "tpf_await"),
+        ] {
+            let name = self
+                .raw(var)
+                .unwrap_or_else(|| default.into())
+                .trim()
+                .to_string();
+            if name.is_empty() {
+                return Err(err(var, "must not be blank with TPF_STATE_PROVIDER=dynamo"));
+            }
+            tables.push(name);
+        }
+        let bucket = self
+            .raw("TPF_PAYLOAD_S3_BUCKET")
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty());
+        let Some(payload_bucket) = bucket else {
+            return Err(err(
+                "TPF_PAYLOAD_S3_BUCKET",
+                "is required with TPF_STATE_PROVIDER=dynamo",
+            ));
+        };
+        Ok(Some(DynamoStateConfig {
+            execution_table: tables[0].clone(),
+            await_table: tables[1].clone(),
+            payload_bucket,
+            payload_prefix: prefix,
+            threshold_bytes: threshold as usize,
+            index_shards: shards as u8,
+        }))
     }
 }
 
@@ -1092,6 +1119,98 @@ mod tests {
             c.engine.dead_letters,
             DeadLetterProvider::File(PathBuf::from("/work/dlq.jsonl"))
         );
+    }
+
+    #[test]
+    fn dynamo_registries_are_accepted() {
+        for function in [
+            FunctionName::ReleaseAdmin,
+            FunctionName::WorkerLifecycle,
+            FunctionName::ControlPlane,
+        ] {
+            let c = load(
+                function,
+                &[
+                    ("TPF_RELEASES_REGISTRY_PROVIDER", "dynamo"),
+                    ("TPF_WORKER_LIFECYCLE_PROVIDER", "DYNAMO"),
+                    ("TPF_DYNAMO_RELEASE_TABLE", "releases"),
+                    ("TPF_DYNAMO_REGION", "eu-west-1"),
+                    ("TPF_DYNAMO_ENDPOINT_OVERRIDE", "http://127.0.0.1:5000"),
+                    ("TPF_WORKER_CAPABILITIES_CHECK", "off"),
+                    ("TPF_WORKER_SHARED_SECRET", "s"),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{function:?}: {e}"));
+            assert_eq!(c.releases_registry_provider, RegistryProvider::Dynamo);
+            assert_eq!(c.worker_lifecycle_provider, RegistryProvider::Dynamo);
+            assert_eq!(c.dynamo.release_table, "releases");
+            assert_eq!(c.dynamo.worker_table, "tpf_worker_registry");
+            assert_eq!(c.dynamo.region.as_deref(), Some("eu-west-1"));
+            assert_eq!(
+                c.dynamo.endpoint_override.as_deref(),
+                Some("http://127.0.0.1:5000")
+            );
+        }
+        // A blank table of a selected dynamo provider still fails.
+        let e = load(
+            FunctionName::WorkerLifecycle,
+            &[
+                ("TPF_WORKER_LIFECYCLE_PROVIDER", "dynamo"),
+                ("TPF_DYNAMO_WORKER_TABLE", "  "),
+                ("TPF_WORKER_CAPABILITIES_CHECK", "off"),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("TPF_DYNAMO_WORKER_TABLE"), "{e}");
+    }
+
+    #[test]
+    fn dynamo_state_sqs_queue_and_s3_store_are_accepted() {
+        let c = load(
+            FunctionName::Dispatcher,
+            &[
+                ("TPF_WORKER_SHARED_SECRET_REF", "secretsmanager:tpf/worker"),
+                ("TPF_STATE_PROVIDER", "dynamo"),
+                ("TPF_PAYLOAD_S3_BUCKET", "payloads"),
+                ("TPF_DYNAMO_INDEX_SHARDS", "4"),
+                ("TPF_QUEUE_PROVIDER", "sqs"),
+                (
+                    "TPF_QUEUE_URL",
+                    "https://sqs.eu-west-1.amazonaws.com/123/work",
+                ),
+                ("TPF_DLQ_PROVIDER", "sqs"),
+                ("TPF_DLQ_URL", "https://sqs.eu-west-1.amazonaws.com/123/dlq"),
+                ("TPF_RELEASES_STORAGE_PROVIDER", "s3"),
+                ("TPF_RELEASES_STORAGE_S3_BUCKET", "artifacts"),
+                ("TPF_RELEASES_REGISTRATION_ROOTS", "s3://artifacts/releases"),
+            ],
+        )
+        .unwrap();
+        let d = c.engine.dynamo_state.clone().unwrap();
+        assert_eq!(
+            (d.execution_table.as_str(), d.await_table.as_str()),
+            ("tpf_execution", "tpf_await")
+        );
+        assert_eq!(
+            (
+                d.payload_bucket.as_str(),
+                d.payload_prefix.as_str(),
+                d.threshold_bytes,
+                d.index_shards
+            ),
+            ("payloads", "tpf/payloads", 8192, 4)
+        );
+        assert_eq!(
+            c.engine.queue,
+            QueueProvider::Sqs("https://sqs.eu-west-1.amazonaws.com/123/work".into())
+        );
+        assert_eq!(
+            c.engine.dead_letters,
+            DeadLetterProvider::Sqs("https://sqs.eu-west-1.amazonaws.com/123/dlq".into())
+        );
+        assert_eq!(c.releases_storage_provider, StorageProvider::S3);
+        // The sweeper calls no worker: no shared secret needed.
+        load(FunctionName::Sweeper, &[("TPF_STATE_PROVIDER", "memory")]).unwrap();
     }
 
     #[test]

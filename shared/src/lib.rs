@@ -18,6 +18,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod lambda_events;
 pub mod ports;
 pub mod providers;
 pub mod telemetry;

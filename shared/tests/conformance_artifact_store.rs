@@ -1,8 +1,9 @@
 //! Conformance suite of the `ArtifactStore` port (`RELEASES.md` §4,
 //! ART-01..03): every provider runs the same cases in `cases`, damaging
 //! stored objects through a provider-specific [`Backdoor`]. Adding a
-//! provider (e.g. S3) is one fixture function and one
-//! `artifact_store_conformance!(name);` line.
+//! provider is one fixture function and one
+//! `artifact_store_conformance!(name);` line. The `s3` provider runs
+//! against moto (`support/moto.rs`), one bucket per test.
 
 use std::any::Any;
 use std::fs;
@@ -15,6 +16,10 @@ use sha2::{Digest, Sha256};
 use tpf_core::ports::{ArtifactStore, StoreArtifactError, StoredObject, Verification};
 use tpf_core::providers::file::LocalArtifactStore;
 use tpf_core::providers::memory::MemoryArtifactStore;
+use tpf_core::providers::s3::S3ArtifactStore;
+
+#[path = "support/moto.rs"]
+mod moto;
 
 /// Reaches behind a store to damage or inspect its objects, as an operator
 /// or a failing disk would.
@@ -114,6 +119,101 @@ fn file() -> Fixture {
     }
 }
 
+/// Runs `f` to completion from the synchronous fixture and backdoor code
+/// (the tests run on a multi-threaded runtime).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+/// Damages objects directly through the S3 client; its plain puts carry the
+/// SDK's default CRC32 checksum but no SHA-256 and no metadata.
+struct S3Backdoor {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Backdoor {
+    fn key_of(&self, uri: &str) -> String {
+        let rest = uri
+            .strip_prefix(&format!("s3://{}/", self.bucket))
+            .expect("an s3 URI of the test bucket");
+        rest.to_owned()
+    }
+    fn put(&self, key: String, bytes: &[u8]) {
+        block_on(
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(bytes.to_vec()))
+                .send(),
+        )
+        .unwrap();
+    }
+}
+
+impl Backdoor for S3Backdoor {
+    fn delete(&self, uri: &str) {
+        block_on(
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(self.key_of(uri))
+                .send(),
+        )
+        .unwrap();
+    }
+    fn overwrite(&self, uri: &str, bytes: &[u8]) {
+        self.put(self.key_of(uri), bytes);
+    }
+    fn plant(&self, hex: &str, ext: &str, bytes: &[u8]) {
+        self.put(format!("{}/sha256/{hex}{ext}", self.prefix), bytes);
+    }
+    fn object_names(&self) -> Vec<String> {
+        let listed = block_on(self.client.list_objects_v2().bucket(&self.bucket).send()).unwrap();
+        let under = format!("{}/sha256/", self.prefix);
+        let mut names: Vec<String> = listed
+            .contents()
+            .iter()
+            .map(|o| {
+                let key = o.key().unwrap();
+                key.strip_prefix(&under)
+                    .unwrap_or_else(|| panic!("object outside the layout: {key}"))
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+    fn foreign_uri(&self, hex: &str, ext: &str) -> String {
+        format!("file:///srv/tpf/artifacts/{hex}{ext}")
+    }
+}
+
+fn s3() -> Fixture {
+    block_on(async {
+        let sdk = moto::sdk_config().await;
+        let client = tpf_core::providers::s3::client(&sdk, None, None, true);
+        let bucket = moto::unique("tpf-art");
+        client.create_bucket().bucket(&bucket).send().await.unwrap();
+        let prefix = "tpf/releases".to_owned();
+        Fixture {
+            store: Arc::new(S3ArtifactStore::new(
+                client.clone(),
+                bucket.clone(),
+                prefix.clone(),
+            )),
+            backdoor: Box::new(S3Backdoor {
+                client,
+                bucket,
+                prefix,
+            }),
+            _guard: Box::new(()),
+        }
+    })
+}
+
 /// Generates one `#[tokio::test]` per case for the provider whose fixture
 /// function has the given name.
 macro_rules! artifact_store_conformance {
@@ -145,6 +245,7 @@ macro_rules! artifact_store_conformance {
 
 artifact_store_conformance!(memory);
 artifact_store_conformance!(file);
+artifact_store_conformance!(s3);
 
 /// SHA-256 of `bytes`, lower-case hex.
 pub fn sha(bytes: &[u8]) -> String {

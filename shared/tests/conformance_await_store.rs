@@ -4,6 +4,13 @@
 //! `await_store_conformance!(name);` line. Cases specific to the `file`
 //! layout are in `file_only`.
 
+#[path = "support/engine_dynamo.rs"]
+mod engine_dynamo;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/serialized_engine.rs"]
+mod serialized_engine;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -24,6 +31,15 @@ fn file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = FileAwaitStore::new(dir.path().to_path_buf());
     (Arc::new(store), Box::new(dir))
+}
+
+/// DynamoDB on moto (`EXECUTION.md` §10.5): a fresh table and payload
+/// bucket per test, one index shard, one call at a time (moto is not atomic
+/// under concurrent requests: see `support/serialized_engine.rs`).
+fn dynamo() -> Fixture {
+    let aws = engine_dynamo::engine_aws_blocking(engine_dynamo::Tables::Await, 1, 8192);
+    let store = serialized_engine::SerializedAwaits::new(aws.awaits());
+    (Arc::new(store), Box::new(()))
 }
 
 /// Generates one `#[tokio::test]` per case for the provider whose fixture
@@ -63,6 +79,7 @@ macro_rules! await_store_conformance {
 
 await_store_conformance!(memory);
 await_store_conformance!(file);
+await_store_conformance!(dynamo);
 
 /// 2025-01-15T10:00:00Z, a whole second.
 pub const T0: i64 = 1_736_935_200_000;

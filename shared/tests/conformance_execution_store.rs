@@ -4,6 +4,13 @@
 //! `execution_store_conformance!(name);` line. Cases specific to the `file`
 //! layout are in `file_only`.
 
+#[path = "support/engine_dynamo.rs"]
+mod engine_dynamo;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/serialized_engine.rs"]
+mod serialized_engine;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -27,6 +34,15 @@ fn file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = FileExecutionStore::new(dir.path().to_path_buf());
     (Arc::new(store), Box::new(dir))
+}
+
+/// DynamoDB on moto (`EXECUTION.md` §10.5): a fresh table and payload
+/// bucket per test, 16 index shards, one call at a time (moto is not atomic
+/// under concurrent requests: see `support/serialized_engine.rs`).
+fn dynamo() -> Fixture {
+    let aws = engine_dynamo::engine_aws_blocking(engine_dynamo::Tables::Execution, 16, 8192);
+    let store = serialized_engine::SerializedExecutions::new(aws.executions());
+    (Arc::new(store), Box::new(()))
 }
 
 /// Generates one `#[tokio::test]` per case for the provider whose fixture
@@ -71,6 +87,7 @@ macro_rules! execution_store_conformance {
 
 execution_store_conformance!(memory);
 execution_store_conformance!(file);
+execution_store_conformance!(dynamo);
 
 /// 2025-01-15T10:00:00Z, a whole second.
 pub const T0: i64 = 1_736_935_200_000;

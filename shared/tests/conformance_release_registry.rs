@@ -3,12 +3,18 @@
 //! provider (e.g. DynamoDB) is one fixture function and one
 //! `release_registry_conformance!(name);` line.
 
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/serialized.rs"]
+mod serialized;
+
 use std::any::Any;
 use std::sync::Arc;
 
 use serde_json::json;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord, StoredArtifact};
 use tpf_core::ports::{AppendOutcome, CreateOutcome, ReleaseRegistry};
+use tpf_core::providers::dynamo::{create_release_table, DynamoReleaseRegistry};
 use tpf_core::providers::file::FileReleaseRegistry;
 use tpf_core::providers::memory::MemoryReleaseRegistry;
 
@@ -23,6 +29,24 @@ fn file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let registry = FileReleaseRegistry::new(dir.path().to_path_buf());
     (Arc::new(registry), Box::new(dir))
+}
+
+/// DynamoDB (moto, `RELEASES.md` §5): a fresh, uniquely named table per test, one
+/// call at a time (moto is not atomic under concurrent requests: see
+/// `support/serialized.rs`).
+fn dynamo() -> Fixture {
+    let registry = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+            let table = moto::unique("releases");
+            create_release_table(&client, &table).await.unwrap();
+            DynamoReleaseRegistry::new(client, table)
+        })
+    });
+    (
+        Arc::new(serialized::SerializedReleases::new(registry)),
+        Box::new(()),
+    )
 }
 
 /// Generates one `#[tokio::test]` per case for the provider whose fixture
@@ -58,6 +82,7 @@ macro_rules! release_registry_conformance {
 
 release_registry_conformance!(memory);
 release_registry_conformance!(file);
+release_registry_conformance!(dynamo);
 
 /// A minimal release record.
 pub fn record(tenant: &str, pipeline: &str, version: &str, created_at: i64) -> ReleaseRecord {

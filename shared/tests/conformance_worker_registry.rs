@@ -2,11 +2,17 @@
 //! WL-09): every provider runs the same cases in `cases`. Adding a provider
 //! is one fixture function and one `worker_registry_conformance!(name);` line.
 
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/serialized.rs"]
+mod serialized;
+
 use std::any::Any;
 use std::sync::Arc;
 
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
 use tpf_core::ports::{WorkerRegistry, WorkerWrite};
+use tpf_core::providers::dynamo::{create_worker_table, DynamoWorkerRegistry};
 use tpf_core::providers::file::FileWorkerRegistry;
 use tpf_core::providers::memory::MemoryWorkerRegistry;
 
@@ -21,6 +27,24 @@ fn file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let registry = FileWorkerRegistry::new(dir.path().to_path_buf());
     (Arc::new(registry), Box::new(dir))
+}
+
+/// DynamoDB (moto, `RELEASES.md` §6.6): a fresh, uniquely named table per test, one
+/// call at a time (moto is not atomic under concurrent requests: see
+/// `support/serialized.rs`).
+fn dynamo() -> Fixture {
+    let registry = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
+            let table = moto::unique("workers");
+            create_worker_table(&client, &table).await.unwrap();
+            DynamoWorkerRegistry::new(client, table)
+        })
+    });
+    (
+        Arc::new(serialized::SerializedWorkers::new(registry)),
+        Box::new(()),
+    )
 }
 
 /// Generates one `#[tokio::test]` per case for the provider whose fixture
@@ -53,6 +77,7 @@ macro_rules! worker_registry_conformance {
 
 worker_registry_conformance!(memory);
 worker_registry_conformance!(file);
+worker_registry_conformance!(dynamo);
 
 /// A registered worker at `state_version`.
 pub fn entry(tenant: &str, pipeline: &str, worker: &str, state_version: u64) -> WorkerEntry {

@@ -1,0 +1,102 @@
+//! A `moto_server` (PyPI `moto[server]`) on a free loopback port: the real
+//! DynamoDB/S3/SQS/SSM/Secrets Manager wire peer of the AWS provider tests.
+//! `infra/test.sh` installs it and exports `TPF_MOTO_SERVER`; the server is
+//! shared by the tests of one binary and stopped when the process exits.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct Moto {
+    pub endpoint: String,
+    _child: Option<ChildGuard>,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto_binary() -> String {
+    if let Ok(p) = std::env::var("TPF_MOTO_SERVER") {
+        return p;
+    }
+    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    if local.exists() {
+        return local.to_string_lossy().into_owned();
+    }
+    panic!("moto_server not found: run infra/test.sh (it installs moto[server] into .venv) or set TPF_MOTO_SERVER");
+}
+
+fn start() -> Moto {
+    // infra/test.sh starts one server for the whole run.
+    if let Ok(endpoint) = std::env::var("TPF_MOTO_ENDPOINT") {
+        return Moto {
+            endpoint,
+            _child: None,
+        };
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A watchdog shell stops moto when this test process ends (statics are
+    // never dropped at exit).
+    let script = format!(
+        "{} -H 127.0.0.1 -p {port} & m=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
+        moto_binary(),
+        std::process::id()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let guard = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: Some(guard),
+    }
+}
+
+/// The process-wide moto server, started on first use.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(start)
+}
+
+/// An SDK configuration for moto: static test credentials, us-east-1.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await
+}
+
+/// A name unique in this process (tables, buckets, queues per test).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
