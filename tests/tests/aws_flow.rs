@@ -1,0 +1,420 @@
+//! The restaurant flow end to end on the AWS providers over a real
+//! `moto_server`: executions, awaits, releases and workers on DynamoDB
+//! (payloads on S3), the work queue and dead letters on SQS, and the
+//! dispatcher and sweeper driven as AWS would drive them (SQS events built
+//! from received messages for `dispatch_batch`, a schedule tick for
+//! `sweep_tick`).
+
+#[path = "../../shared/tests/support/moto.rs"]
+mod moto;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tpf_core::actions::{ReleaseDeps, WorkerDeps};
+use tpf_core::lambda_events::{dispatch_batch, sweep_tick};
+use tpf_core::providers::dynamo::{
+    create_await_table, create_execution_table, create_release_table, create_worker_table,
+    DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
+    DynamoWorkerRegistry,
+};
+use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};
+use tpf_tests::*;
+
+/// The harness rewired onto the AWS providers, with the SQS client and
+/// queue URLs to drive it.
+struct Aws {
+    h: Harness,
+    sqs: aws_sdk_sqs::Client,
+    work_url: String,
+    dlq_url: String,
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    sqs.create_queue()
+        .queue_name(moto::unique(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+/// A harness whose engine runs on fresh, uniquely named DynamoDB tables, S3
+/// payload bucket and SQS queues, with the demo release registered and
+/// activated and the example worker registered in the DynamoDB registries.
+async fn aws_harness() -> Aws {
+    let sdk = moto::sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+    let executions_table = moto::unique("executions");
+    let awaits_table = moto::unique("awaits");
+    let releases_table = moto::unique("releases");
+    let workers_table = moto::unique("workers");
+    let (a, b, c, d) = tokio::join!(
+        create_execution_table(&ddb, &executions_table),
+        create_await_table(&ddb, &awaits_table),
+        create_release_table(&ddb, &releases_table),
+        create_worker_table(&ddb, &workers_table),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    d.unwrap();
+    let bucket = moto::unique("payloads");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let settings = DynamoStateSettings {
+        payload_bucket: bucket,
+        payload_prefix: "tpf/payloads".into(),
+        threshold_bytes: 1024,
+        index_shards: 2,
+    };
+    let work_url = queue(&sqs, "work").await;
+    let dlq_url = queue(&sqs, "dead-letters").await;
+
+    let mut h = Harness::new(Options {
+        env: vec![],
+        restaurant_worker: false,
+    })
+    .await;
+    let releases = Arc::new(DynamoReleaseRegistry::new(ddb.clone(), releases_table));
+    let workers = Arc::new(DynamoWorkerRegistry::new(ddb.clone(), workers_table));
+    let deps = tpf_core::actions::EngineDeps {
+        executions: Arc::new(DynamoExecutionStore::new(
+            ddb.clone(),
+            s3.clone(),
+            executions_table,
+            settings.clone(),
+        )),
+        awaits: Arc::new(DynamoAwaitStore::new(
+            ddb.clone(),
+            s3.clone(),
+            awaits_table,
+            settings,
+        )),
+        releases: releases.clone(),
+        workers: workers.clone(),
+        queue: Arc::new(SqsWorkQueue::new(sqs.clone(), work_url.clone())),
+        dead_letters: Arc::new(SqsDeadLetterSink::new(sqs.clone(), dlq_url.clone())),
+        ..h.deps.clone()
+    };
+    h.router = h.router_altered(deps.clone(), |_| {});
+    h.deps = deps;
+    h.release_deps = ReleaseDeps {
+        registry: releases,
+        ..h.release_deps.clone()
+    };
+    h.worker_deps = WorkerDeps {
+        registry: workers,
+        ..h.worker_deps.clone()
+    };
+    let spec = demo_release::DemoSpec::default();
+    h.activate_demo_release(&spec).await;
+    let url = h.worker_url.clone();
+    h.register_worker("kitchen-1", &url, &spec).await;
+    Aws {
+        h,
+        sqs,
+        work_url,
+        dlq_url,
+    }
+}
+
+impl Aws {
+    /// Receives what is visible on `url` now (everything, in pages of 10).
+    async fn receive(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(page);
+        }
+    }
+
+    /// One dispatcher invocation as Lambda's SQS event source makes it: the
+    /// visible work messages as one `SqsEvent`, then the batch's successes
+    /// deleted. Returns the bodies dispatched.
+    async fn dispatch(&self) -> Vec<Value> {
+        let messages = self.receive(&self.work_url).await;
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.body = m.body.clone();
+                r
+            })
+            .collect();
+        let response = dispatch_batch(&self.h.deps, event).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "batch failures: {:?}",
+            response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect::<Vec<_>>()
+        );
+        for m in &messages {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.work_url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        messages
+            .iter()
+            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The dead-letter envelopes now on the DLQ queue (consumed).
+    async fn dead_letters(&self) -> Vec<Value> {
+        let messages = self.receive(&self.dlq_url).await;
+        for m in &messages {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.dlq_url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        messages
+            .iter()
+            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Submits the demo order; returns the execution id.
+    async fn submit_order(&self) -> String {
+        let v = self.h.submit(submit_body("Ada Lovelace", None)).await;
+        let v = v.ok();
+        assert_eq!(v["duplicate"], false);
+        v["executionId"].as_str().unwrap().to_string()
+    }
+
+    /// Dispatches the submit's work item; the execution then waits for the
+    /// restaurant at step 2. Returns the pending interaction.
+    async fn until_waiting(&self, id: &str) -> Value {
+        let bodies = self.dispatch().await;
+        assert_eq!(
+            bodies,
+            vec![json!({"tenantId": TENANT, "executionId": id})],
+            "the submit enqueued exactly its work item"
+        );
+        let st = self.h.status(id).await;
+        assert_eq!(st["status"], "WAITING_EXTERNAL", "{st}");
+        assert_eq!(st["stepIndex"], 2);
+        assert!(
+            self.receive(&self.work_url).await.is_empty(),
+            "nothing enqueued while waiting"
+        );
+        let pending = self
+            .h
+            .call(
+                "GET",
+                "/tpf/control-plane/tenants/acme/interactions/pending?stepId=ProcessAwaitRestaurantDecisionService",
+                CONTROL,
+                None,
+            )
+            .await;
+        let items = pending.ok().as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0]["executionId"], id);
+        assert_eq!(items[0]["transportType"], "interaction-api");
+        items[0].clone()
+    }
+
+    async fn complete(&self, interaction: &Value, order_id: &str, approved: bool) {
+        let done = self
+            .h
+            .call(
+                "POST",
+                "/tpf/control-plane/tenants/acme/interactions/complete",
+                CONTROL,
+                Some(json!({"interactionId": interaction["interactionId"], "responsePayload": decision(order_id, approved), "actor": "kitchen-tablet-3"})),
+            )
+            .await;
+        assert_eq!(done.ok()["duplicate"], false);
+        assert_eq!(done.body["status"], "COMPLETED");
+    }
+}
+
+#[tokio::test]
+async fn restaurant_flow_on_dynamo_s3_and_sqs_succeeds() {
+    let started = std::time::Instant::now();
+    let aws = aws_harness().await;
+    let id = aws.submit_order().await;
+    assert_eq!(aws.h.status(&id).await["status"], "QUEUED");
+
+    let interaction = aws.until_waiting(&id).await;
+    let order_id = interaction["requestPayload"]["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws.complete(&interaction, &order_id, true).await;
+    let st = aws.h.status(&id).await;
+    assert_eq!(
+        (st["status"].as_str(), st["stepIndex"].as_u64()),
+        (Some("QUEUED"), Some(3))
+    );
+
+    let bodies = aws.dispatch().await;
+    assert_eq!(
+        bodies,
+        vec![json!({"tenantId": TENANT, "executionId": id})],
+        "the completion enqueued the resume"
+    );
+    let result = aws
+        .h
+        .call(
+            "GET",
+            &format!("/tpf/control-plane/tenants/acme/executions/{id}/result"),
+            CONTROL,
+            None,
+        )
+        .await;
+    let r = result.ok();
+    assert_eq!(r["status"]["status"], "SUCCEEDED");
+    assert_eq!(r["status"]["stepIndex"], 3);
+    let payload: Value =
+        serde_json::from_str(r["resultPayload"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["outcome"], "APPROVED");
+    assert_eq!(
+        aws.h.event_types(&id).await,
+        [
+            "SUBMITTED",
+            "CLAIMED",
+            "WAITING_EXTERNAL",
+            "RESUMED",
+            "CLAIMED",
+            "SUCCEEDED"
+        ]
+    );
+    assert!(aws.receive(&aws.work_url).await.is_empty());
+    assert!(aws.dead_letters().await.is_empty(), "no dead letter");
+    eprintln!("success flow took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_invalid_decision_dead_letters_on_sqs_and_redrives_from_sqs() {
+    let started = std::time::Instant::now();
+    let aws = aws_harness().await;
+    let id = aws.submit_order().await;
+    let interaction = aws.until_waiting(&id).await;
+    aws.complete(&interaction, "not-a-uuid", true).await;
+
+    aws.dispatch().await;
+    let failed = aws.h.status(&id).await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["stepIndex"], 3);
+    assert!(!failed["errorCode"].as_str().unwrap().is_empty());
+    assert!(!failed["errorMessage"].as_str().unwrap().is_empty());
+    let version = failed["version"].as_u64().unwrap();
+
+    let dl = aws.dead_letters().await;
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    let e = &dl[0];
+    assert_eq!(e["tenantId"], TENANT);
+    assert_eq!(e["executionId"], id.as_str());
+    assert_eq!(e["terminalStatus"], "FAILED");
+    assert_eq!(e["errorCode"], failed["errorCode"]);
+    assert_eq!(e["retryable"], false);
+    for k in [
+        "executionKey",
+        "correlationId",
+        "transitionKey",
+        "resourceType",
+        "resourceName",
+        "transport",
+        "platform",
+        "terminalReason",
+        "errorMessage",
+    ] {
+        assert!(e[k].is_string(), "{k} missing: {e}");
+    }
+    assert!(e["createdAtEpochMs"].as_i64().unwrap() > 0);
+    assert!(aws.receive(&aws.work_url).await.is_empty());
+
+    let red = aws
+        .h
+        .call(
+            "POST",
+            &format!("/tpf/admin/tenants/{TENANT}/executions/{id}/redrive"),
+            ADMIN,
+            Some(json!({"allowFailed": true, "expectedVersion": version, "reason": "incident demo", "actor": "oncall"})),
+        )
+        .await;
+    let v = red.ok();
+    assert_eq!(
+        (v["previousStatus"].as_str(), v["status"].as_str()),
+        (Some("FAILED"), Some("QUEUED")),
+        "{v}"
+    );
+
+    let bodies = aws.dispatch().await;
+    assert_eq!(
+        bodies,
+        vec![json!({"tenantId": TENANT, "executionId": id})],
+        "the redrive enqueued the work item"
+    );
+    let again = aws.h.status(&id).await;
+    assert_eq!(again["status"], "FAILED", "{again}");
+    assert!(again["version"].as_u64().unwrap() > version + 1);
+    let types = aws.h.event_types(&id).await;
+    assert_eq!(
+        types,
+        [
+            "SUBMITTED",
+            "CLAIMED",
+            "WAITING_EXTERNAL",
+            "RESUMED",
+            "CLAIMED",
+            "FAILED",
+            "REDRIVEN",
+            "CLAIMED",
+            "FAILED"
+        ]
+    );
+    let redriven = aws
+        .h
+        .history(&id)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "REDRIVEN")
+        .unwrap();
+    assert_eq!(
+        (redriven["reason"].as_str(), redriven["actor"].as_str()),
+        (Some("incident demo"), Some("oncall"))
+    );
+    let dl = aws.dead_letters().await;
+    assert_eq!(dl.len(), 1, "the second failure dead-letters too: {dl:?}");
+    assert_eq!(dl[0]["executionId"], id.as_str());
+
+    let summary = sweep_tick(&aws.h.deps).await;
+    assert_eq!(summary.enqueued, 0, "{summary:?}");
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    assert!(
+        aws.receive(&aws.work_url).await.is_empty(),
+        "the sweep enqueued nothing"
+    );
+    eprintln!("failure flow took {:?}", started.elapsed());
+}
