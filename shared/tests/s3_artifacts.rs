@@ -596,7 +596,7 @@ async fn throttling_and_5xx_are_outages_not_verdicts() {
         prefix: String::new(),
     };
     let err = S3LocationReader::new(dead)
-        .open(&root, "x.json")
+        .open(&root, "x.json", u64::MAX)
         .await
         .unwrap_err();
     assert!(matches!(err, OpenLocationError::Store(_)), "{err:?}");
@@ -619,7 +619,7 @@ async fn location_reader_opens_objects_beneath_an_s3_root_with_the_head_size() {
     env.tap.take();
     let (file, size) = env
         .reader()
-        .open(&root, "releases/app/pipeline-release.json")
+        .open(&root, "releases/app/pipeline-release.json", u64::MAX)
         .await
         .unwrap();
     assert_eq!(size, bytes.len() as u64);
@@ -636,7 +636,7 @@ async fn location_reader_opens_objects_beneath_an_s3_root_with_the_head_size() {
     let root = parse_root(&format!("s3://{}", env.bucket)).unwrap();
     let (file, size) = env
         .reader()
-        .open(&root, "releases/app/pipeline-release.json")
+        .open(&root, "releases/app/pipeline-release.json", u64::MAX)
         .await
         .unwrap();
     assert_eq!((read_all(file), size), (bytes.clone(), bytes.len() as u64));
@@ -648,7 +648,7 @@ async fn location_reader_missing_objects_and_buckets_are_unreadable() {
     let root = parse_root(&format!("s3://{}/releases", env.bucket)).unwrap();
     let err = env
         .reader()
-        .open(&root, "releases/nope.json")
+        .open(&root, "releases/nope.json", u64::MAX)
         .await
         .unwrap_err();
     assert!(matches!(err, OpenLocationError::Unreadable), "{err:?}");
@@ -656,7 +656,7 @@ async fn location_reader_missing_objects_and_buckets_are_unreadable() {
     env.put("elsewhere/x.json", b"{}").await;
     let err = env
         .reader()
-        .open(&root, "elsewhere/x.json")
+        .open(&root, "elsewhere/x.json", u64::MAX)
         .await
         .unwrap_err();
     assert!(matches!(err, OpenLocationError::Escapes), "{err:?}");
@@ -664,7 +664,11 @@ async fn location_reader_missing_objects_and_buckets_are_unreadable() {
         bucket: moto::unique("tpf-none"),
         prefix: String::new(),
     };
-    let err = env.reader().open(&root, "x.json").await.unwrap_err();
+    let err = env
+        .reader()
+        .open(&root, "x.json", u64::MAX)
+        .await
+        .unwrap_err();
     assert!(matches!(err, OpenLocationError::Unreadable), "{err:?}");
     env.tap.rewrite("HEAD", 403, "Forbidden", 1);
     env.put("secret.json", b"{}").await;
@@ -672,7 +676,11 @@ async fn location_reader_missing_objects_and_buckets_are_unreadable() {
         bucket: env.bucket.clone(),
         prefix: String::new(),
     };
-    let err = env.reader().open(&root, "secret.json").await.unwrap_err();
+    let err = env
+        .reader()
+        .open(&root, "secret.json", u64::MAX)
+        .await
+        .unwrap_err();
     assert!(matches!(err, OpenLocationError::Unreadable), "{err:?}");
 }
 
@@ -685,7 +693,11 @@ async fn location_reader_large_bodies_are_byte_exact() {
         bucket: env.bucket.clone(),
         prefix: "big/".into(),
     };
-    let (file, size) = env.reader().open(&root, "big/artifact.jar").await.unwrap();
+    let (file, size) = env
+        .reader()
+        .open(&root, "big/artifact.jar", u64::MAX)
+        .await
+        .unwrap();
     assert_eq!(size, bytes.len() as u64);
     let read = read_all(file);
     assert_eq!(read.len(), bytes.len());
@@ -704,11 +716,22 @@ async fn location_reader_does_not_download_objects_over_its_bound() {
     let (file, size) = env
         .reader()
         .with_max_bytes(262_144)
-        .open(&root, "d/huge.json")
+        .open(&root, "d/huge.json", u64::MAX)
         .await
         .unwrap();
     assert_eq!(size, 262_145, "the size is the object's");
     assert!(read_all(file).is_empty(), "nothing was read");
+    assert_eq!(env.tap.methods(), ["HEAD"]);
+    // The caller's bound works the same way (RAC-11: a descriptor over
+    // 262 144 bytes is refused unread).
+    env.tap.take();
+    let (file, size) = env
+        .reader()
+        .open(&root, "d/huge.json", 262_144)
+        .await
+        .unwrap();
+    assert_eq!(size, 262_145);
+    assert!(read_all(file).is_empty());
     assert_eq!(env.tap.methods(), ["HEAD"]);
 }
 
@@ -718,7 +741,7 @@ async fn location_reader_hands_local_roots_to_openat2() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("d.json"), b"local").unwrap();
     let root = parse_root(dir.path().to_str().unwrap()).unwrap();
-    let (file, size) = env.reader().open(&root, "d.json").await.unwrap();
+    let (file, size) = env.reader().open(&root, "d.json", u64::MAX).await.unwrap();
     assert_eq!((read_all(file), size), (b"local".to_vec(), 5));
     assert!(env.tap.take().is_empty());
 }

@@ -250,7 +250,7 @@ async fn read_descriptor(
     let beneath = find_root(loc, written, &deps.roots)?;
     let (file, size) = deps
         .locations
-        .open(beneath.root, &beneath.rest)
+        .open(beneath.root, &beneath.rest, MAX_DESCRIPTOR_BYTES)
         .await
         .map_err(|e| open_error(e, written, ErrorCode::DescriptorUnreadable))?;
     let too_large = || {
@@ -299,7 +299,7 @@ async fn check_artifact(
     let beneath = find_root(loc, &decl.uri, &deps.roots)?;
     let (file, size) = deps
         .locations
-        .open(beneath.root, &beneath.rest)
+        .open(beneath.root, &beneath.rest, deps.max_artifact_bytes)
         .await
         .map_err(|e| open_error(e, &decl.uri, ErrorCode::ArtifactUnreadable))?;
     if size > deps.max_artifact_bytes {

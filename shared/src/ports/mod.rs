@@ -145,13 +145,20 @@ pub enum OpenLocationError {
 }
 
 /// Opens descriptor and artifact locations beneath registration roots
-/// (`RELEASES.md` §3.1.2): local roots through `openat2`, S3 roots (later)
-/// by spooling the object to ephemeral storage.
+/// (`RELEASES.md` §3.1.2): local roots through `openat2`, S3 roots by
+/// spooling the object to ephemeral storage.
 #[async_trait]
 pub trait LocationReader: Send + Sync {
     /// Opens `rest` beneath `root` for reading; returns the handle and the
-    /// size the handle reports (`stat` / `ContentLength`).
-    async fn open(&self, root: &Root, rest: &str) -> Result<(File, u64), OpenLocationError>;
+    /// size the handle reports (`stat` / `ContentLength`). An object larger
+    /// than `max_bytes` is reported with its size but not read (the caller
+    /// refuses it "unread").
+    async fn open(
+        &self,
+        root: &Root,
+        rest: &str,
+        max_bytes: u64,
+    ) -> Result<(File, u64), OpenLocationError>;
 }
 
 /// Outcome of a conditional write of a worker entry.

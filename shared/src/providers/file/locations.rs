@@ -16,7 +16,12 @@ pub struct LocalLocationReader;
 
 #[async_trait]
 impl LocationReader for LocalLocationReader {
-    async fn open(&self, root: &Root, rest: &str) -> Result<(File, u64), OpenLocationError> {
+    async fn open(
+        &self,
+        root: &Root,
+        rest: &str,
+        _max_bytes: u64,
+    ) -> Result<(File, u64), OpenLocationError> {
         let Root::Local(dir) = root else {
             return Err(
                 StoreError::Unavailable("s3:// locations need the s3 provider".into()).into(),

@@ -66,6 +66,7 @@ impl S3LocationReader {
         &self,
         bucket: &str,
         key: &str,
+        max_bytes: u64,
     ) -> Result<Option<(File, u64)>, OpenLocationError> {
         let head = self
             .client
@@ -82,7 +83,7 @@ impl S3LocationReader {
                 StoreError::Unavailable(format!("S3 HeadObject {bucket}/{key}: no ContentLength"))
             })?;
         let spool = anonymous_temp_file().map_err(spool_error)?;
-        if size > self.max_bytes {
+        if size > max_bytes {
             return Ok(Some((spool, size)));
         }
         let mut get = self
@@ -141,16 +142,24 @@ fn spool_error(e: std::io::Error) -> OpenLocationError {
 
 #[async_trait]
 impl LocationReader for S3LocationReader {
-    async fn open(&self, root: &Root, rest: &str) -> Result<(File, u64), OpenLocationError> {
+    async fn open(
+        &self,
+        root: &Root,
+        rest: &str,
+        max_bytes: u64,
+    ) -> Result<(File, u64), OpenLocationError> {
         let Root::S3 { bucket, prefix } = root else {
-            return LocalLocationReader.open(root, rest).await;
+            return LocalLocationReader.open(root, rest, max_bytes).await;
         };
         if rest.len() <= prefix.len() || !rest.starts_with(prefix.as_str()) {
             return Err(OpenLocationError::Escapes);
         }
         let key = rest;
         for _ in 0..ATTEMPTS {
-            if let Some(opened) = self.try_open(bucket, key).await? {
+            if let Some(opened) = self
+                .try_open(bucket, key, max_bytes.min(self.max_bytes))
+                .await?
+            {
                 return Ok(opened);
             }
             tracing::info!(
