@@ -24,4 +24,3 @@ cargo test --workspace
 # Black-box tests start the functions the way the README does.
 cargo build --bins
 cargo test -p tpf-tests --test blackbox -- --ignored --test-threads=1
-cargo test -p tpf-tests --test blackbox_engine -- --ignored --test-threads=1

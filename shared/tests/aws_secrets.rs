@@ -4,7 +4,7 @@
 //! [`CachedSecret`]: trimmed, cached, failures not cached, binary and empty
 //! secrets unresolvable.
 
-#[path = "support/moto.rs"]
+#[path = "integration/support/moto.rs"]
 mod moto;
 
 use std::sync::Arc;

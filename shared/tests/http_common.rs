@@ -2,6 +2,7 @@
 //! COM-*; RELEASES.md §10 RAC-01/02/04/06/11), shown on the release and
 //! worker routes and the health routes.
 
+#[path = "integration/support/mod.rs"]
 mod support;
 
 use serde_json::{json, Value};

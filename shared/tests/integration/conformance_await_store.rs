@@ -4,12 +4,8 @@
 //! `await_store_conformance!(name);` line. Cases specific to the `file`
 //! layout are in `file_only`.
 
-#[path = "support/engine_dynamo.rs"]
-mod engine_dynamo;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/serialized_engine.rs"]
-mod serialized_engine;
+use crate::support::engine_dynamo;
+use crate::support::serialized_engine;
 
 use std::any::Any;
 use std::sync::Arc;

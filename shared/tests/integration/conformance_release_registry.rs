@@ -3,10 +3,8 @@
 //! provider (e.g. DynamoDB) is one fixture function and one
 //! `release_registry_conformance!(name);` line.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/serialized.rs"]
-mod serialized;
+use crate::support::moto;
+use crate::support::serialized;
 
 use std::any::Any;
 use std::sync::Arc;

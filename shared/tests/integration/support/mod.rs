@@ -2,6 +2,11 @@
 //! on chosen providers with a manual clock, and sends requests through it.
 #![allow(dead_code)]
 
+pub mod engine_dynamo;
+pub mod moto;
+pub mod serialized;
+pub mod serialized_engine;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;

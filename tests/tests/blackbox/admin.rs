@@ -5,7 +5,7 @@
 //! Needs cargo-lambda (installed into `.venv` by `infra/test.sh`, which runs
 //! this test with `--ignored`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -18,8 +18,7 @@ use tpf_core::providers::file::LocalArtifactStore;
 use tpf_core::providers::memory::MemoryArtifactStore;
 use tpf_core::providers::s3::S3ArtifactStore;
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 /// Reaches behind a store to damage or inspect its objects, as an operator
 /// or a failing disk would.

@@ -4,12 +4,8 @@
 //! `execution_store_conformance!(name);` line. Cases specific to the `file`
 //! layout are in `file_only`.
 
-#[path = "support/engine_dynamo.rs"]
-mod engine_dynamo;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/serialized_engine.rs"]
-mod serialized_engine;
+use crate::support::engine_dynamo;
+use crate::support::serialized_engine;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -1192,15 +1188,13 @@ mod file_only {
         let r = new_record("acme", "e-1", T0);
         create(&store(dir.path()), &r).await;
         let exe = std::env::current_exe().unwrap();
+        // The child's test name: this module's path without the crate name.
+        let module = module_path!().split_once("::").unwrap().1;
+        let child_test = format!("{module}::store06_child_writer");
         let children: Vec<_> = (0..4)
             .map(|n| {
                 std::process::Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "file_only::store06_child_writer",
-                        "--ignored",
-                        "--quiet",
-                    ])
+                    .args(["--exact", &child_test, "--ignored", "--quiet"])
                     .env("TPF_CONFORMANCE_CHILD_ROOT", dir.path())
                     .env("TPF_CONFORMANCE_CHILD_ID", n.to_string())
                     .stdout(std::process::Stdio::null())

@@ -1,7 +1,7 @@
 //! worker-lifecycle through the router, in process (`RELEASES.md` §6, §10
 //! "Worker lifecycle"), plus the common rules shown on its routes.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::sync::Arc;

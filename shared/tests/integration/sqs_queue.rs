@@ -1,8 +1,7 @@
 //! The `sqs` work queue and dead-letter sink against moto (EXECUTION.md
 //! §9.1–§9.2, PROTO-04, FAIL-10 `sqs`).
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use tpf_core::ports::{DeadLetterSink, WorkItem, WorkQueue};
 use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};

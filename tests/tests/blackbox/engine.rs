@@ -8,7 +8,7 @@
 //! Needs cargo-lambda (installed into `.venv` by `infra/test.sh`, which runs
 //! these tests with `--ignored`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! the §10 lines "Common and security", "Registration", "Artifact store",
 //! "Activation"), on the `file` registry and `local` store in a temp dir.
 
-mod support;
+use crate::support;
 
 use demo_release::{artifact_zip, contract, digest, write_release, DemoSpec};
 use serde_json::{json, Value};

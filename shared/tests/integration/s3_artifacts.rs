@@ -9,8 +9,7 @@
 //! responses, for what moto never answers (`409 ConditionalRequestConflict`,
 //! `503 SlowDown`).
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -7,11 +7,9 @@
 //! requests (operation, conditions, `ConsistentRead`, transaction items) as
 //! well as on outcomes.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/serialized.rs"]
-mod serialized;
-mod support;
+use crate::support;
+use crate::support::moto;
+use crate::support::serialized;
 
 use std::sync::{Arc, Mutex};
 

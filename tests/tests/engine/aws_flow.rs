@@ -5,7 +5,7 @@
 //! from received messages for `dispatch_batch`, a schedule tick for
 //! `sweep_tick`).
 
-#[path = "../../shared/tests/support/moto.rs"]
+#[path = "../../../shared/tests/integration/support/moto.rs"]
 mod moto;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};

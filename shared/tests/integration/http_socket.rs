@@ -2,7 +2,7 @@
 //! and driven by an HTTP client: headers, status lines and bodies survive
 //! the wire, not only `tower::oneshot`.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::*;

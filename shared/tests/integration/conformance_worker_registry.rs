@@ -2,10 +2,8 @@
 //! WL-09): every provider runs the same cases in `cases`. Adding a provider
 //! is one fixture function and one `worker_registry_conformance!(name);` line.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/serialized.rs"]
-mod serialized;
+use crate::support::moto;
+use crate::support::serialized;
 
 use std::any::Any;
 use std::sync::Arc;

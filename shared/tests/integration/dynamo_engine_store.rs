@@ -9,10 +9,8 @@
 //! The raw items are read with `GetItem`, the objects with `GetObject`, and
 //! the store's S3 requests are observed with an SDK interceptor.
 
-#[path = "support/engine_dynamo.rs"]
-mod engine_dynamo;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::engine_dynamo;
+use crate::support::moto;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! WL-12: the capability probe at registration (`RELEASES.md` §6.1), against
 //! a real HTTP worker that checks the request signature.
 
-mod support;
+use crate::support;
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
