@@ -785,3 +785,81 @@ async fn executions_stay_on_their_pinned_release_after_a_new_activation() {
         "worker B log:\n{b}"
     );
 }
+
+/// The local AWS mode of the README (`infra/run-local-aws.sh`): the
+/// restaurant flow with its await, end to end, on DynamoDB tables, an S3
+/// bucket and SQS queues created on moto from template.yaml, the tokens and
+/// the worker secret read from SSM and Secrets Manager, and the work carried
+/// by SQS into the dispatcher through the event-source pump.
+#[tokio::test]
+#[ignore = "needs cargo-lambda and moto; run by infra/test.sh"]
+async fn local_aws_mode_runs_the_restaurant_flow_on_dynamodb_s3_and_sqs() {
+    let stack_name = format!("bb-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let stack = start_aws_with(&[
+        ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
+        ("TPF_WORKER_SHARED_SECRET", SECRET),
+        ("TPF_LOCAL_AWS_STACK", &stack_name),
+        ("TPF_LOCAL_SWEEP_SECONDS", "2"),
+    ])
+    .await;
+    // The functions run with the environment the template gives them.
+    let env = std::fs::read_to_string(stack.state_root.join("aws.env")).unwrap();
+    for line in [
+        "export TPF_STATE_PROVIDER='dynamo'",
+        "export TPF_QUEUE_PROVIDER='sqs'",
+        "export TPF_RELEASES_REGISTRY_PROVIDER='dynamo'",
+        "export TPF_RELEASES_STORAGE_PROVIDER='s3'",
+        "export TPF_ADMIN_TOKEN_REF='ssm:/tpf/admin-token'",
+        "export TPF_WORKER_SHARED_SECRET_REF='secretsmanager:tpf/worker-shared-secret'",
+        "unset TPF_ADMIN_TOKEN",
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line} missing from:\n{env}"
+        );
+    }
+
+    let worker_port = free_port();
+    let _worker = start_worker(worker_port, SECRET, &stack.state_root.join("worker.log"));
+    default_release_and_worker(&stack, worker_port).await;
+    let id = submit(&stack).await;
+    let st = approve_and_finish(&stack, &id).await;
+    assert_eq!(st["status"], "SUCCEEDED", "{st}");
+
+    // The work went through SQS: the pump delivered messages to the dispatcher.
+    let log = stack.log();
+    assert!(
+        log.contains("SQS event source") && log.contains("delivered"),
+        "no SQS delivery in the log:\n{}",
+        stack.log_tail()
+    );
+    // The execution is an item of the stack's DynamoDB execution table.
+    let endpoint = log
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("serving http")?;
+            rest.split(" on ").nth(1)?.split(' ').next()
+        })
+        .expect("the script names its AWS endpoint")
+        .to_string();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let items = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(format!("{stack_name}-ExecutionTable"))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert!(
+        items.iter().any(|item| format!("{item:?}").contains(&id)),
+        "execution {id} not in {stack_name}-ExecutionTable"
+    );
+}

@@ -28,8 +28,13 @@ fn moto_binary() -> String {
     if let Ok(p) = std::env::var("TPF_MOTO_SERVER") {
         return p;
     }
-    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    if local.exists() {
+    // The project venv at the workspace root, above whichever crate runs.
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(local) = crate_dir
+        .ancestors()
+        .map(|dir| dir.join(".venv/bin/moto_server"))
+        .find(|p| p.exists())
+    {
         return local.to_string_lossy().into_owned();
     }
     panic!("moto_server not found: run infra/test.sh (it installs moto[server] into .venv) or set TPF_MOTO_SERVER");

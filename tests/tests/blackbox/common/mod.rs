@@ -91,13 +91,26 @@ pub async fn start_with(env: &[(&str, &str)]) -> Stack {
 /// [`start_with`] in a state directory the caller created (to name files
 /// inside it in `env`).
 pub async fn start_in(state: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
+    start_script("infra/run-local.sh", state, env).await
+}
+
+/// The stack in local AWS mode (`infra/run-local-aws.sh`: moto, resources
+/// from template.yaml, dynamo/s3/sqs providers, the SQS event source and the
+/// schedule played by `tpf-local-aws pump`), in a new state directory.
+pub async fn start_aws_with(env: &[(&str, &str)]) -> Stack {
+    start_script("infra/run-local-aws.sh", tempfile::tempdir().unwrap(), env).await
+}
+
+/// Starts `script` (a README run command) with the local defaults, `env` on
+/// top, and waits until the three HTTP functions answer their health route.
+async fn start_script(script: &str, state: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
     use std::os::unix::process::CommandExt;
     let state_root = state.path().to_path_buf();
     let port = free_port();
     let log = state_root.join("watch.log");
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new("bash")
-        .arg("infra/run-local.sh")
+        .arg(script)
         .arg("--ignore-changes")
         .current_dir(repo_root())
         // Every local default can be overridden by exporting the variable.
@@ -110,7 +123,7 @@ pub async fn start_in(state: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
         .stderr(Stdio::from(out))
         .process_group(0)
         .spawn()
-        .expect("start infra/run-local.sh");
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
     let stack = Stack {
         child,
         base: format!("http://127.0.0.1:{port}"),
