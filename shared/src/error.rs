@@ -199,6 +199,11 @@ pub enum StoreError {
     /// Two ids collide on a case-insensitive file system (409).
     #[error("identifier collides with a stored one: {0}")]
     CaseCollision(String),
+    /// A payload stored apart from its record (`EXECUTION.md` §10.5) is
+    /// missing, expired or does not match its digest: `PAYLOAD_UNAVAILABLE`
+    /// in a transition (§3.7), 503 `DEPENDENCY_UNAVAILABLE` in an HTTP read.
+    #[error("payload unavailable: {0}")]
+    PayloadUnavailable(String),
 }
 
 impl From<std::io::Error> for StoreError {
@@ -221,6 +226,13 @@ impl From<StoreError> for ApiError {
                 ErrorCode::ConcurrentModification,
                 format!("{what} collides with a stored identifier differing only in case"),
             ),
+            StoreError::PayloadUnavailable(why) => {
+                tracing::warn!(error = %why, "payload unavailable");
+                ApiError::new(
+                    ErrorCode::DependencyUnavailable,
+                    "a stored payload is unavailable; retry later",
+                )
+            }
         }
     }
 }

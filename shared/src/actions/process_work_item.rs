@@ -2,6 +2,12 @@
 //! the chosen worker, and commit the outcome with a conditional write. Safe
 //! to run twice for the same message: the lease and the version make the
 //! second run a no-op.
+//!
+//! A record whose stored input or result cannot be read (a missing or
+//! altered payload of the `dynamo` store, `EXECUTION.md` §10.5) is still
+//! claimed; its transition then fails with the retryable
+//! `PAYLOAD_UNAVAILABLE` (§3.7) before any worker is called. An interaction
+//! payload that cannot be read on resume fails it the same way.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -65,13 +71,14 @@ async fn dispatch(deps: &EngineDeps, item: WorkItem) -> Result<Processed, StoreE
     // 2. claim (T2)
     let owner = format!("dispatch-{}", uuid::Uuid::new_v4());
     let now = deps.clock.now_ms();
-    let Some(record) = deps
+    let Some(read) = deps
         .executions
-        .get(&item.tenant_id, &item.execution_id, now)
+        .get_for_dispatch(&item.tenant_id, &item.execution_id, now)
         .await?
     else {
         return Ok(Processed::NotClaimed);
     };
+    let (record, unreadable_payload) = (read.record, read.unreadable_payload);
     if !record.is_claimable(now) {
         return lost_claim(deps, &item, &record, now).await;
     }
@@ -85,10 +92,10 @@ async fn dispatch(deps: &EngineDeps, item: WorkItem) -> Result<Processed, StoreE
         let now = deps.clock.now_ms();
         return match deps
             .executions
-            .get(&item.tenant_id, &item.execution_id, now)
+            .get_for_dispatch(&item.tenant_id, &item.execution_id, now)
             .await?
         {
-            Some(r) => lost_claim(deps, &item, &r, now).await,
+            Some(r) => lost_claim(deps, &item, &r.record, now).await,
             None => Ok(Processed::NotClaimed),
         };
     }
@@ -115,6 +122,10 @@ async fn dispatch(deps: &EngineDeps, item: WorkItem) -> Result<Processed, StoreE
         return handle_failure(deps, &claimed, None, f, None).await;
     };
     // 5. the transition input
+    if let Some(why) = unreadable_payload {
+        let f = TransitionFailure::new("PAYLOAD_UNAVAILABLE", why, true);
+        return handle_failure(deps, &claimed, Some(&release), f, None).await;
+    }
     let (payload_type, payload, input_items) = match transition_input(deps, &claimed).await? {
         Ok(input) => input,
         Err(f) => return handle_failure(deps, &claimed, Some(&release), f, None).await,
@@ -243,11 +254,22 @@ async fn transition_input(
         let Some(primary) = unit.primary_interaction_id.as_deref() else {
             return unavailable("await unit has no primary interaction");
         };
-        let Some(i) = deps
+        let i = match deps
             .awaits
             .get_interaction(&r.tenant_id, primary, now)
-            .await?
-        else {
+            .await
+        {
+            Ok(i) => i,
+            Err(StoreError::PayloadUnavailable(why)) => {
+                return Ok(Err(TransitionFailure::new(
+                    "PAYLOAD_UNAVAILABLE",
+                    why,
+                    true,
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(i) = i else {
             return unavailable("await interaction is missing");
         };
         if i.status != "COMPLETED" {

@@ -257,6 +257,19 @@ pub enum CreateExecution {
     IdTaken,
 }
 
+/// A record read by [`ExecutionStore::get_for_dispatch`].
+#[derive(Debug, Clone)]
+pub struct DispatchRecord {
+    /// The record. With `unreadable_payload` set, its `input_payload` is
+    /// `null` and its `result_payload` `None`; neither is ever written back
+    /// (the changes of T2–T9 keep the stored input, and a claimable record
+    /// has no result).
+    pub record: crate::domain::execution::ExecutionRecord,
+    /// Why the stored input or result cannot be read (the message of the
+    /// [`StoreError::PayloadUnavailable`] that `get` would return).
+    pub unreadable_payload: Option<String>,
+}
+
 /// Filters of the execution list (`API.md` §3.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecutionFilter {
@@ -286,6 +299,27 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         now_ms: i64,
     ) -> Result<Option<crate::domain::execution::ExecutionRecord>, StoreError>;
+    /// [`ExecutionStore::get`] for the dispatcher (`EXECUTION.md` §5.2): a
+    /// record whose stored payloads cannot be read
+    /// ([`StoreError::PayloadUnavailable`]) is still returned, so the claim
+    /// and the `PAYLOAD_UNAVAILABLE` failure (§3.7) can be committed on it.
+    /// Every other error fails the read as in `get`. The default suits the
+    /// stores that keep payloads inside the record (they never meet such a
+    /// payload) and decorators, which then behave as their `get`.
+    async fn get_for_dispatch(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<DispatchRecord>, StoreError> {
+        Ok(self
+            .get(tenant, execution_id, now_ms)
+            .await?
+            .map(|record| DispatchRecord {
+                record,
+                unreadable_payload: None,
+            }))
+    }
     /// The live key entry of `execution_key` whose execution is live.
     async fn get_key(
         &self,

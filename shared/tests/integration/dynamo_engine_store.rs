@@ -1,8 +1,9 @@
 //! What only the `dynamo` execution and await stores promise
 //! (`EXECUTION.md` §10.5–§10.7), on moto: STORE-09 (payloads never in the
 //! execution item; S3 above the threshold with `If-None-Match: *`; a
-//! missing or altered payload is unavailable) and STORE-10 (the history
-//! spill into chunks; due and settle order across 1 and 16 shards). The
+//! missing or altered payload is `PayloadUnavailable`, yet the dispatcher's
+//! read still answers its record) and STORE-10 (the history spill into
+//! chunks; due and settle order across 1 and 16 shards). The
 //! shared behaviour runs in `conformance_execution_store.rs` and
 //! `conformance_await_store.rs`.
 //!
@@ -205,12 +206,14 @@ fn all_strings(item: &Item) -> Vec<String> {
     out
 }
 
+/// A missing or altered payload is `PayloadUnavailable` (the engine's
+/// `PAYLOAD_UNAVAILABLE`), never a plain outage.
 fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     match result {
-        Err(StoreError::Unavailable(why)) => {
-            assert!(why.contains("payload unavailable"), "{what}: {why}")
+        Err(StoreError::PayloadUnavailable(why)) => {
+            assert!(why.contains(" payload of "), "{what}: {why}")
         }
-        other => panic!("{what}: expected Unavailable, got {other:?}"),
+        other => panic!("{what}: expected PayloadUnavailable, got {other:?}"),
     }
 }
 
@@ -509,6 +512,200 @@ async fn store09_a_missing_or_altered_payload_is_unavailable() {
             ("acme".to_owned(), "e-object".to_owned())
         ]
     );
+}
+
+/// How a test damages a stored input payload.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    Delete,
+    Alter,
+}
+
+/// Deletes or alters the input payload (`ddb:` item or `s3:` object) of
+/// execution `id` of tenant `acme`, created with input `input`.
+async fn damage_input(aws: &EngineAws, id: &str, input: &str, damage: Damage) {
+    let exec = raw_item(aws, &format!("acme#{id}"), "exec").await.unwrap();
+    let reference = attr_s(&exec, "in");
+    if reference.starts_with("ddb:") {
+        let pk = AttributeValue::S(format!("acme#{id}"));
+        let sk = AttributeValue::S(format!("payload#input#{}", hex(input)));
+        match damage {
+            Damage::Delete => {
+                aws.ddb
+                    .delete_item()
+                    .table_name(&aws.table)
+                    .key("pk", pk)
+                    .key("sk", sk)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Damage::Alter => {
+                aws.ddb
+                    .update_item()
+                    .table_name(&aws.table)
+                    .key("pk", pk)
+                    .key("sk", sk)
+                    .update_expression("SET txt = :t")
+                    .expression_attribute_values(":t", AttributeValue::S(format!("{input} ")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    } else {
+        assert!(reference.starts_with("s3:"), "{reference}");
+        let key = object_key(aws, "acme", id, "input", input);
+        match damage {
+            Damage::Delete => {
+                aws.s3
+                    .delete_object()
+                    .bucket(&aws.settings.payload_bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Damage::Alter => {
+                aws.s3
+                    .put_object()
+                    .bucket(&aws.settings.payload_bucket)
+                    .key(&key)
+                    .body(format!("{input} ").into_bytes().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store09_the_dispatch_read_keeps_a_record_whose_payload_is_unavailable() {
+    let aws = engine_aws(Tables::Execution, 1, THRESHOLD).await;
+    let s = aws.executions();
+    let small = snapshot_of_len(300);
+    let large = snapshot_of_len(THRESHOLD * 2);
+    let cases = [
+        ("e-item-gone", &small, Damage::Delete, "ddb:"),
+        ("e-item-altered", &small, Damage::Alter, "ddb:"),
+        ("e-object-gone", &large, Damage::Delete, "s3:"),
+        ("e-object-altered", &large, Damage::Alter, "s3:"),
+    ];
+    for (id, input, damage, form) in cases {
+        let r = record("acme", id, T0, input);
+        create(&s, &r).await;
+        // Readable: the dispatch read is `get`.
+        let read = s.get_for_dispatch("acme", id, T0).await.unwrap().unwrap();
+        assert_eq!(read.unreadable_payload, None, "{id}");
+        assert_eq!(read.record.input_payload.get(), input.as_str(), "{id}");
+
+        damage_input(&aws, id, input, damage).await;
+        let exec = raw_item(&aws, &format!("acme#{id}"), "exec").await.unwrap();
+        let reference = attr_s(&exec, "in");
+        assert!(reference.starts_with(form), "{id}: {reference}");
+        assert_unavailable(s.get("acme", id, T0).await, id);
+
+        // The dispatch read still answers the record, without its texts.
+        let read = s.get_for_dispatch("acme", id, T0).await.unwrap().unwrap();
+        let why = read.unreadable_payload.expect("the reason");
+        assert!(why.contains(&format!("the input payload of {id}")), "{why}");
+        let got = read.record;
+        assert_eq!(
+            (got.status, got.version, got.attempt, got.next_due_epoch_ms),
+            (ExecutionStatus::Queued, 0, 0, Some(T0)),
+            "{id}"
+        );
+        assert_eq!(got.input_payload.get(), "null");
+        assert!(got.result_payload.is_none());
+        assert!(got.is_claimable(T0));
+
+        // The claim and the failures are the usual conditional writes.
+        let claimed = apply(&s, &got, got.claim(T0 + 1, "dispatch-a", 30_000)).await;
+        // A second claim of the version read loses.
+        let (late, event) = got.claim(T0 + 1, "dispatch-z", 30_000);
+        assert_eq!(
+            s.update(&late, got.version, &event, T0 + 1).await.unwrap(),
+            Write::Lost,
+            "{id}"
+        );
+        let retry =
+            claimed.schedule_retry(T0 + 2, 1, T0 + 1_000, "PAYLOAD_UNAVAILABLE", &why, None);
+        let waiting = apply(&s, &claimed, retry).await;
+        let read = s
+            .get_for_dispatch("acme", id, T0 + 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read.unreadable_payload.is_some());
+        let again = read.record;
+        assert_eq!(
+            (again.status, again.version, again.attempt),
+            (ExecutionStatus::WaitRetry, waiting.version, 1)
+        );
+        let claimed = apply(&s, &again, again.claim(T0 + 1_001, "dispatch-b", 30_000)).await;
+        let failed = apply(
+            &s,
+            &claimed,
+            claimed.fail(
+                T0 + 1_002,
+                "PAYLOAD_UNAVAILABLE",
+                &why,
+                "retry_exhausted",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(failed.status, ExecutionStatus::Failed);
+
+        // The reference is kept as created; the record stays unreadable.
+        let exec = raw_item(&aws, &format!("acme#{id}"), "exec").await.unwrap();
+        assert_eq!(attr_s(&exec, "in"), reference, "{id}");
+        assert_eq!(attr_s(&exec, "st"), "FAILED");
+        assert_eq!(attr_s(&exec, "ec"), "PAYLOAD_UNAVAILABLE");
+        assert_eq!(events_versions(&exec), vec![0, 1, 2, 3, 4]);
+        assert_unavailable(s.get("acme", id, T0 + 1_003).await, id);
+        let read = s
+            .get_for_dispatch("acme", id, T0 + 1_003)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.record.status, ExecutionStatus::Failed);
+        assert!(!read.record.is_claimable(T0 + 1_003));
+        let history = s
+            .history("acme", id, None, 10, T0 + 1_003)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(history.len(), 5);
+        assert_eq!(
+            history[2].error_code.as_deref(),
+            Some("PAYLOAD_UNAVAILABLE")
+        );
+    }
+    // Nothing is read for a missing or expired execution.
+    assert!(s
+        .get_for_dispatch("acme", "e-none", T0)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .get_for_dispatch("acme", "e-item-gone", T0 + TTL_S * 1000 + 1)
+        .await
+        .unwrap()
+        .is_none());
+
+    // The stores that keep payloads inline answer `get`'s record.
+    let memory = MemoryExecutionStore::new();
+    let r = record("acme", "e-mem", T0, &small);
+    create(&memory, &r).await;
+    let read = memory
+        .get_for_dispatch("acme", "e-mem", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.unreadable_payload, None);
+    assert_eq!(read.record.input_payload.get(), small.as_str());
 }
 
 /// A `WAITING` interaction of `unit` with `request` as its request text.

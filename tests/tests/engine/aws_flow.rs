@@ -3,7 +3,9 @@
 //! (payloads on S3), the work queue and dead letters on SQS, and the
 //! dispatcher and sweeper driven as AWS would drive them (SQS events built
 //! from received messages for `dispatch_batch`, a schedule tick for
-//! `sweep_tick`).
+//! `sweep_tick`). A payload deleted or altered behind the store's back
+//! fails the transition with `PAYLOAD_UNAVAILABLE`, retried, then dead
+//! lettered.
 
 #[path = "../../../shared/tests/integration/support/moto.rs"]
 mod moto;
@@ -28,6 +30,10 @@ struct Aws {
     sqs: aws_sdk_sqs::Client,
     work_url: String,
     dlq_url: String,
+    ddb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    executions_table: String,
+    settings: DynamoStateSettings,
 }
 
 async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
@@ -42,8 +48,9 @@ async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
 
 /// A harness whose engine runs on fresh, uniquely named DynamoDB tables, S3
 /// payload bucket and SQS queues, with the demo release registered and
-/// activated and the example worker registered in the DynamoDB registries.
-async fn aws_harness() -> Aws {
+/// activated and the example worker registered in the DynamoDB registries;
+/// `env` overrides engine settings.
+async fn aws_harness(env: Vec<(&'static str, String)>) -> Aws {
     let sdk = moto::sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
@@ -75,7 +82,7 @@ async fn aws_harness() -> Aws {
     let dlq_url = queue(&sqs, "dead-letters").await;
 
     let mut h = Harness::new(Options {
-        env: vec![],
+        env,
         restaurant_worker: false,
     })
     .await;
@@ -85,14 +92,14 @@ async fn aws_harness() -> Aws {
         executions: Arc::new(DynamoExecutionStore::new(
             ddb.clone(),
             s3.clone(),
-            executions_table,
+            executions_table.clone(),
             settings.clone(),
         )),
         awaits: Arc::new(DynamoAwaitStore::new(
             ddb.clone(),
             s3.clone(),
             awaits_table,
-            settings,
+            settings.clone(),
         )),
         releases: releases.clone(),
         workers: workers.clone(),
@@ -119,6 +126,10 @@ async fn aws_harness() -> Aws {
         sqs,
         work_url,
         dlq_url,
+        ddb,
+        s3,
+        executions_table,
+        settings,
     }
 }
 
@@ -261,7 +272,7 @@ impl Aws {
 #[tokio::test]
 async fn restaurant_flow_on_dynamo_s3_and_sqs_succeeds() {
     let started = std::time::Instant::now();
-    let aws = aws_harness().await;
+    let aws = aws_harness(vec![]).await;
     let id = aws.submit_order().await;
     assert_eq!(aws.h.status(&id).await["status"], "QUEUED");
 
@@ -317,7 +328,7 @@ async fn restaurant_flow_on_dynamo_s3_and_sqs_succeeds() {
 #[tokio::test]
 async fn an_invalid_decision_dead_letters_on_sqs_and_redrives_from_sqs() {
     let started = std::time::Instant::now();
-    let aws = aws_harness().await;
+    let aws = aws_harness(vec![]).await;
     let id = aws.submit_order().await;
     let interaction = aws.until_waiting(&id).await;
     aws.complete(&interaction, "not-a-uuid", true).await;
@@ -417,4 +428,265 @@ async fn an_invalid_decision_dead_letters_on_sqs_and_redrives_from_sqs() {
         "the sweep enqueued nothing"
     );
     eprintln!("failure flow took {:?}", started.elapsed());
+}
+
+/// The stored `in` reference of execution `id` (`ddb:<hex>` or `s3:<hex>`).
+async fn input_reference(aws: &Aws, id: &str) -> String {
+    let item = aws
+        .ddb
+        .get_item()
+        .table_name(&aws.executions_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{TENANT}#{id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("exec".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    item["in"].as_s().unwrap().clone()
+}
+
+/// A GET of `path` answers 503 `DEPENDENCY_UNAVAILABLE`.
+async fn assert_read_unavailable(aws: &Aws, path: &str) {
+    aws.h
+        .call("GET", path, CONTROL, None)
+        .await
+        .err(503, "DEPENDENCY_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn a_missing_or_altered_input_payload_fails_with_payload_unavailable_then_dead_letters() {
+    let started = std::time::Instant::now();
+    // Two retries one second apart (SQS DelaySeconds = 1).
+    let aws = aws_harness(vec![
+        ("TPF_MAX_RETRIES", "2".into()),
+        ("TPF_RETRY_DELAY", "PT1S".into()),
+        ("TPF_RETRY_MULTIPLIER", "1".into()),
+    ])
+    .await;
+    // A short order: a payload item, deleted. A long one: an S3 object,
+    // overwritten with another text.
+    let item_id = aws.submit_order().await;
+    let v = aws
+        .h
+        .submit(submit_body(&"Ada Lovelace ".repeat(120), None))
+        .await;
+    let object_id = v.ok()["executionId"].as_str().unwrap().to_string();
+    let item_ref = input_reference(&aws, &item_id).await;
+    let object_ref = input_reference(&aws, &object_id).await;
+    let item_hex = item_ref.strip_prefix("ddb:").expect("a payload item");
+    let object_hex = object_ref.strip_prefix("s3:").expect("an S3 object");
+    aws.ddb
+        .delete_item()
+        .table_name(&aws.executions_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{TENANT}#{item_id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("payload#input#{item_hex}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.s3
+        .put_object()
+        .bucket(&aws.settings.payload_bucket)
+        .key(format!(
+            "{}/{TENANT}/{object_id}/input-{object_hex}.json",
+            aws.settings.payload_prefix
+        ))
+        .body(
+            br#"{"shape":"SINGLE","payload":{"tampered":true},"items":[]}"#
+                .to_vec()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // HTTP reads of such a record: 503 DEPENDENCY_UNAVAILABLE (§10.5).
+    let base = format!("/tpf/control-plane/tenants/{TENANT}/executions");
+    for id in [&item_id, &object_id] {
+        assert_read_unavailable(&aws, &format!("{base}/{id}")).await;
+        assert_read_unavailable(&aws, &format!("{base}/{id}/result")).await;
+    }
+
+    // 1 + TPF_MAX_RETRIES runs, each claimed and failed without an outage
+    // (`dispatch` asserts no batch item failure).
+    let ids = [item_id.clone(), object_id.clone()];
+    let mut bodies = aws.dispatch().await;
+    for run in 0..3 {
+        bodies.sort_by_key(|b| b["executionId"].as_str().unwrap().to_string());
+        let mut expected: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"tenantId": TENANT, "executionId": id}))
+            .collect();
+        expected.sort_by_key(|b| b["executionId"].as_str().unwrap().to_string());
+        assert_eq!(bodies, expected, "run {run}");
+        for id in &ids {
+            let events = aws.h.history(id).await;
+            let last = events.last().unwrap();
+            assert_eq!(last["errorCode"], "PAYLOAD_UNAVAILABLE", "{last}");
+            assert!(
+                last["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("the input payload of {id}")),
+                "{last}"
+            );
+            if run < 2 {
+                assert_eq!(last["type"], "RETRY_SCHEDULED", "{last}");
+                assert_eq!(last["attempt"], run + 1, "{last}");
+                assert_eq!(
+                    last["nextDueAtEpochMs"].as_i64().unwrap()
+                        - last["atEpochMs"].as_i64().unwrap(),
+                    1000,
+                    "{last}"
+                );
+            } else {
+                assert_eq!(last["type"], "FAILED", "{last}");
+                assert_eq!(last["terminalReason"], "retry_exhausted", "{last}");
+                assert_eq!(last["attempt"], 2, "{last}");
+            }
+        }
+        if run == 2 {
+            break;
+        }
+        // The retries are delayed on SQS; the clock moves with them.
+        aws.h.clock.advance(1_000);
+        bodies = Vec::new();
+        for _ in 0..100 {
+            bodies.extend(aws.dispatch().await);
+            if bodies.len() >= ids.len() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            aws.h.event_types(id).await,
+            [
+                "SUBMITTED",
+                "CLAIMED",
+                "RETRY_SCHEDULED",
+                "CLAIMED",
+                "RETRY_SCHEDULED",
+                "CLAIMED",
+                "FAILED"
+            ]
+        );
+        // Still unreadable, so still 503 (the history reads no payload).
+        assert_read_unavailable(&aws, &format!("{base}/{id}")).await;
+        assert_read_unavailable(&aws, &format!("{base}/{id}/result")).await;
+    }
+    let mut dl = aws.dead_letters().await;
+    dl.sort_by_key(|e| e["executionId"].as_str().unwrap().to_string());
+    assert_eq!(dl.len(), 2, "{dl:?}");
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    for (e, id) in dl.iter().zip(&sorted) {
+        assert_eq!(e["executionId"], id.as_str());
+        assert_eq!(e["terminalStatus"], "FAILED");
+        assert_eq!(e["terminalReason"], "retry_exhausted");
+        assert_eq!(e["errorCode"], "PAYLOAD_UNAVAILABLE");
+        assert_eq!(e["retryable"], true);
+        assert_eq!(e["retriesObserved"], 2);
+        assert_eq!(e["transitionKey"], format!("{id}:0:2"));
+    }
+    assert!(aws.receive(&aws.work_url).await.is_empty());
+    eprintln!("payload failure flow took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_unreadable_interaction_response_fails_the_resume_with_payload_unavailable() {
+    // No retry: the first PAYLOAD_UNAVAILABLE is terminal (retry_exhausted).
+    let aws = aws_harness(vec![("TPF_MAX_RETRIES", "0".into())]).await;
+    let id = aws.submit_order().await;
+    let interaction = aws.until_waiting(&id).await;
+    let order_id = interaction["requestPayload"]["orderId"].as_str().unwrap();
+    // A response over 1 KiB is stored apart (an S3 object at this threshold).
+    let item = |t: &str, p: String| json!({"payloadTypeId": t, "payloadEncoding": "application/tpf-transition+json", "payload": p});
+    let items = json!({
+        "orderId": item("java.lang.String", json!(order_id).to_string()),
+        "approved": item("java.lang.Boolean", "true".into()),
+        "note": item("java.lang.String", json!("Looks good ".repeat(150)).to_string()),
+    });
+    let response = json!({"payloadTypeId": "java.util.Map", "payloadEncoding": "application/tpf-transition+json",
+        "payload": json!({"items": items}).to_string()});
+    let done = aws
+        .h
+        .call(
+            "POST",
+            "/tpf/control-plane/tenants/acme/interactions/complete",
+            CONTROL,
+            Some(json!({"interactionId": interaction["interactionId"], "responsePayload": response, "actor": "kitchen-tablet-3"})),
+        )
+        .await;
+    assert_eq!(done.ok()["status"], "COMPLETED");
+    let interaction_id = interaction["interactionId"].as_str().unwrap();
+    let prefix = format!(
+        "{}/{TENANT}/{interaction_id}/response-",
+        aws.settings.payload_prefix
+    );
+    let listed = aws
+        .s3
+        .list_objects_v2()
+        .bucket(&aws.settings.payload_bucket)
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    let objects = listed.contents();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    aws.s3
+        .delete_object()
+        .bucket(&aws.settings.payload_bucket)
+        .key(objects[0].key().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let bodies = aws.dispatch().await;
+    assert_eq!(bodies, vec![json!({"tenantId": TENANT, "executionId": id})]);
+    let failed = aws.h.status(&id).await;
+    assert_eq!(
+        (
+            failed["status"].as_str(),
+            failed["stepIndex"].as_u64(),
+            failed["errorCode"].as_str()
+        ),
+        (Some("FAILED"), Some(3), Some("PAYLOAD_UNAVAILABLE")),
+        "{failed}"
+    );
+    assert!(failed["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("the response payload of {interaction_id}")));
+    assert_eq!(
+        aws.h.event_types(&id).await,
+        [
+            "SUBMITTED",
+            "CLAIMED",
+            "WAITING_EXTERNAL",
+            "RESUMED",
+            "CLAIMED",
+            "FAILED"
+        ]
+    );
+    let dl = aws.dead_letters().await;
+    assert_eq!(dl.len(), 1, "{dl:?}");
+    assert_eq!(dl[0]["errorCode"], "PAYLOAD_UNAVAILABLE");
+    assert_eq!(dl[0]["terminalReason"], "retry_exhausted");
+    assert_eq!(dl[0]["retryable"], true);
+    assert!(aws.receive(&aws.work_url).await.is_empty());
 }

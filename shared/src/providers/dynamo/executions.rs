@@ -21,6 +21,13 @@
 //! the item first (consistent `GetItem`): the chunk needs the eight events,
 //! the TTL rule the stored `ttl`.
 //!
+//! Reads: `get` and `list` read the payloads behind `in` and `out` and
+//! verify them; a missing or altered one fails the read with
+//! [`StoreError::PayloadUnavailable`]. `get_for_dispatch` answers such a
+//! record without its texts (input `null`, no result) and the reason, so
+//! the dispatcher can still claim it and commit `PAYLOAD_UNAVAILABLE`
+//! (§3.7); the changes never write `in`, so the reference stays as stored.
+//!
 //! Lost writes: a failed condition (or a transaction cancelled by one, or by
 //! a conflict) is [`Write::Lost`], unless the item returned with it
 //! (`ALL_OLD`) already holds this very change (same `v`, and this exact
@@ -46,7 +53,7 @@ use crate::domain::execution::{
     EventType, ExecutionRecord, ExecutionStatus, HistoryEvent, KeyEntry, ResultShape,
 };
 use crate::error::StoreError;
-use crate::ports::{CreateExecution, ExecutionFilter, ExecutionStore, Write};
+use crate::ports::{CreateExecution, DispatchRecord, ExecutionFilter, ExecutionStore, Write};
 use crate::providers::memory::executions::{check_create_args, check_update_args, page_history};
 
 const EXEC_SK: &str = "exec";
@@ -295,15 +302,13 @@ fn record_from(
         .ok_or_else(|| StoreError::Unavailable("a stored execution has no id".to_owned()))?
         .to_owned();
     let input_payload = RawValue::from_string(input).map_err(|_| {
-        StoreError::Unavailable(format!(
-            "payload unavailable: the input payload of {execution_id} is not JSON"
-        ))
+        StoreError::PayloadUnavailable(format!("the input payload of {execution_id} is not JSON"))
     })?;
     let result_payload = match result {
         Some(text) => Some(
             serde_json::from_str::<Vec<Box<RawValue>>>(&text).map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "payload unavailable: the result payload of {execution_id} is not a JSON array"
+                StoreError::PayloadUnavailable(format!(
+                    "the result payload of {execution_id} is not a JSON array"
                 ))
             })?,
         ),
@@ -880,6 +885,37 @@ impl ExecutionStore for DynamoExecutionStore {
         match self.get_exec(tenant, execution_id).await? {
             Some(item) if is_live(&item, now_ms) => Ok(Some(self.load(&item, now_ms).await?)),
             _ => Ok(None),
+        }
+    }
+
+    async fn get_for_dispatch(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<DispatchRecord>, StoreError> {
+        if !is_tenant(tenant) {
+            return Ok(None);
+        }
+        let Some(item) = self
+            .get_exec(tenant, execution_id)
+            .await?
+            .filter(|i| is_live(i, now_ms))
+        else {
+            return Ok(None);
+        };
+        match self.load(&item, now_ms).await {
+            Ok(record) => Ok(Some(DispatchRecord {
+                record,
+                unreadable_payload: None,
+            })),
+            // The record without its texts: no change writes `in` back, and
+            // only a SUCCEEDED record (never claimed) holds `out`.
+            Err(StoreError::PayloadUnavailable(why)) => Ok(Some(DispatchRecord {
+                record: record_from(&item, "null".to_owned(), None)?,
+                unreadable_payload: Some(why),
+            })),
+            Err(e) => Err(e),
         }
     }
 

@@ -17,9 +17,10 @@
 //!   `412` means stored; reference `s3:<hex>`.
 //!
 //! Every read verifies the digest: a missing, expired or altered text is
-//! [`StoreError::Unavailable`] naming the slot (the engine's
-//! `PAYLOAD_UNAVAILABLE`, 503 `DEPENDENCY_UNAVAILABLE` over HTTP). Path-style
-//! addressing (moto, MinIO) is the S3 client's configuration, not ours.
+//! [`StoreError::PayloadUnavailable`] naming the slot (the engine's
+//! `PAYLOAD_UNAVAILABLE`, 503 `DEPENDENCY_UNAVAILABLE` over HTTP); a failing
+//! call is [`StoreError::Unavailable`] (an outage). Path-style addressing
+//! (moto, MinIO) is the S3 client's configuration, not ours.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -882,10 +883,7 @@ impl Payloads {
 }
 
 fn unreadable(owner: &str, slot: Slot, why: &str) -> StoreError {
-    StoreError::Unavailable(format!(
-        "payload unavailable: the {} payload of {owner} {why}",
-        slot.as_str()
-    ))
+    StoreError::PayloadUnavailable(format!("the {} payload of {owner} {why}", slot.as_str()))
 }
 
 fn verified(text: String, owner: &str, slot: Slot, hex: &str) -> Result<String, StoreError> {
