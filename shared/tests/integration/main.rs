@@ -15,6 +15,7 @@ mod conformance_release_registry;
 mod conformance_worker_registry;
 mod dynamo_engine_store;
 mod dynamo_registries;
+mod dynamo_write_counts;
 mod http_releases;
 mod http_socket;
 mod http_worker_probe;

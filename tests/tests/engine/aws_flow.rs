@@ -690,3 +690,505 @@ async fn an_unreadable_interaction_response_fails_the_resume_with_payload_unavai
     assert_eq!(dl[0]["retryable"], true);
     assert!(aws.receive(&aws.work_url).await.is_empty());
 }
+
+// ------------------------------------------------------------------ STORE-08
+
+/// STORE-08 through the real actions (`EXECUTION.md` §10.8): the AWS
+/// requests of the restaurant flow (§7.5) on DynamoDB, S3 and SQS, the
+/// example worker over HTTP, the dispatcher fed SQS events — counted by a
+/// [`RequestLog`](tpf_core::providers::aws_requests::RequestLog) on every
+/// client the engine uses. The store-level twin (each operation on the
+/// ports, the conditions of §10.6, lost writes, SDK retries of a write that
+/// won) is `shared/tests/integration/dynamo_write_counts.rs`.
+mod store08_write_counts {
+    use super::moto;
+
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use tpf_core::actions::{ReleaseDeps, WorkerDeps};
+    use tpf_core::lambda_events::dispatch_batch;
+    use tpf_core::providers::aws_requests::{AwsRequest, Outcome, RequestLog};
+    use tpf_core::providers::dynamo::{
+        create_await_table, create_execution_table, create_release_table, create_worker_table,
+        DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
+        DynamoWorkerRegistry,
+    };
+    use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};
+    use tpf_tests::*;
+
+    /// The engine on fresh DynamoDB tables, S3 bucket and SQS queues, every
+    /// client of the engine recording into `log`; the test's own SQS client
+    /// (receiving and deleting, as Lambda's event source does) does not.
+    struct Counted {
+        h: Harness,
+        log: RequestLog,
+        sqs: aws_sdk_sqs::Client,
+        work_url: String,
+        /// Table name → role (`executions`, `awaits`, `releases`, `workers`).
+        roles: BTreeMap<String, &'static str>,
+    }
+
+    /// `worker`: the example restaurant worker when `None`, else this URL.
+    async fn counted_harness(worker: Option<String>) -> Counted {
+        let sdk = moto::sdk_config().await;
+        let log = RequestLog::new();
+        let plain_ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let plain_s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
+        let plain_sqs = aws_sdk_sqs::Client::new(&sdk);
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(log.interceptor())
+                .build(),
+        );
+        let s3 = aws_sdk_s3::Client::from_conf(
+            plain_s3
+                .config()
+                .to_builder()
+                .interceptor(log.interceptor())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(log.interceptor())
+                .build(),
+        );
+
+        let executions_table = moto::unique("executions");
+        let awaits_table = moto::unique("awaits");
+        let releases_table = moto::unique("releases");
+        let workers_table = moto::unique("workers");
+        let (a, b, c, d) = tokio::join!(
+            create_execution_table(&plain_ddb, &executions_table),
+            create_await_table(&plain_ddb, &awaits_table),
+            create_release_table(&plain_ddb, &releases_table),
+            create_worker_table(&plain_ddb, &workers_table),
+        );
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        d.unwrap();
+        let bucket = moto::unique("payloads");
+        plain_s3
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        // The defaults of §10.1: threshold 8 KiB, one index shard.
+        let settings = DynamoStateSettings {
+            payload_bucket: bucket,
+            payload_prefix: "tpf/payloads".into(),
+            threshold_bytes: 8192,
+            index_shards: 1,
+        };
+        let queue_url = |prefix: &'static str| {
+            let plain_sqs = plain_sqs.clone();
+            async move {
+                plain_sqs
+                    .create_queue()
+                    .queue_name(moto::unique(prefix))
+                    .send()
+                    .await
+                    .unwrap()
+                    .queue_url
+                    .unwrap()
+            }
+        };
+        let work_url = queue_url("work").await;
+        let dlq_url = queue_url("dead-letters").await;
+
+        let mut h = Harness::new(Options {
+            env: vec![],
+            restaurant_worker: false,
+        })
+        .await;
+        let releases = Arc::new(DynamoReleaseRegistry::new(
+            ddb.clone(),
+            releases_table.clone(),
+        ));
+        let workers = Arc::new(DynamoWorkerRegistry::new(
+            ddb.clone(),
+            workers_table.clone(),
+        ));
+        let deps = tpf_core::actions::EngineDeps {
+            executions: Arc::new(DynamoExecutionStore::new(
+                ddb.clone(),
+                s3.clone(),
+                executions_table.clone(),
+                settings.clone(),
+            )),
+            awaits: Arc::new(DynamoAwaitStore::new(
+                ddb.clone(),
+                s3.clone(),
+                awaits_table.clone(),
+                settings,
+            )),
+            releases: releases.clone(),
+            workers: workers.clone(),
+            queue: Arc::new(SqsWorkQueue::new(sqs.clone(), work_url.clone())),
+            dead_letters: Arc::new(SqsDeadLetterSink::new(sqs, dlq_url)),
+            ..h.deps.clone()
+        };
+        h.router = h.router_altered(deps.clone(), |_| {});
+        h.deps = deps;
+        h.release_deps = ReleaseDeps {
+            registry: releases,
+            ..h.release_deps.clone()
+        };
+        h.worker_deps = WorkerDeps {
+            registry: workers,
+            ..h.worker_deps.clone()
+        };
+        let spec = demo_release::DemoSpec::default();
+        h.activate_demo_release(&spec).await;
+        let url = worker.unwrap_or_else(|| h.worker_url.clone());
+        h.register_worker("kitchen-1", &url, &spec).await;
+        log.clear();
+        let roles = BTreeMap::from([
+            (executions_table, "executions"),
+            (awaits_table, "awaits"),
+            (releases_table, "releases"),
+            (workers_table, "workers"),
+        ]);
+        Counted {
+            h,
+            log,
+            sqs: plain_sqs,
+            work_url,
+            roles,
+        }
+    }
+
+    /// One operation's requests.
+    struct Phase {
+        requests: Vec<AwsRequest>,
+        roles: BTreeMap<String, &'static str>,
+    }
+
+    impl Phase {
+        fn role(&self, r: &AwsRequest) -> &'static str {
+            match r.service.as_str() {
+                "dynamodb" => r
+                    .target
+                    .as_ref()
+                    .and_then(|t| self.roles.get(t).copied())
+                    .unwrap_or("dynamodb?"),
+                "s3" => "s3",
+                "sqs" => "sqs",
+                _ => "other",
+            }
+        }
+
+        /// The requests on the execution and await tables, S3 and SQS, in
+        /// order, as `role:Operation[(items)]`.
+        fn state(&self) -> Vec<String> {
+            self.requests
+                .iter()
+                .filter(|r| !matches!(self.role(r), "releases" | "workers"))
+                .map(|r| format!("{}:{}", self.role(r), r.label()))
+                .collect()
+        }
+
+        /// DynamoDB write requests and the items they write (§10.8's count).
+        fn writes(&self) -> (usize, usize) {
+            let w: Vec<&AwsRequest> = self
+                .requests
+                .iter()
+                .filter(|r| r.is_dynamo_write())
+                .collect();
+            (w.len(), w.iter().map(|r| r.items).sum())
+        }
+
+        /// Reads of the release and worker registries (`role:Operation` → n).
+        fn registry_reads(&self) -> BTreeMap<String, usize> {
+            let mut out = BTreeMap::new();
+            for r in &self.requests {
+                let role = self.role(r);
+                if matches!(role, "releases" | "workers") {
+                    assert!(r.is_read(), "a registry write: {r:?}");
+                    *out.entry(format!("{role}:{}", r.label())).or_default() += 1;
+                }
+            }
+            out
+        }
+
+        #[track_caller]
+        fn assert_all_ok(&self) {
+            for r in &self.requests {
+                assert_eq!(
+                    (r.outcome.clone(), r.attempts),
+                    (Some(Outcome::Ok), 1),
+                    "{r:?}"
+                );
+                if r.service == "dynamodb" && r.is_read() && r.operation != "Query" {
+                    assert_eq!(r.consistent_read, Some(true), "{r:?}");
+                }
+            }
+        }
+    }
+
+    impl Counted {
+        /// The requests since the last phase.
+        fn phase(&self) -> Phase {
+            let p = Phase {
+                requests: self.log.take(),
+                roles: self.roles.clone(),
+            };
+            p.assert_all_ok();
+            p
+        }
+
+        /// One dispatcher invocation on the visible work messages (received
+        /// and deleted by the test's own client, as Lambda's event source).
+        async fn dispatch(&self) -> usize {
+            let mut messages = Vec::new();
+            loop {
+                let page = self
+                    .sqs
+                    .receive_message()
+                    .queue_url(&self.work_url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(30)
+                    .send()
+                    .await
+                    .unwrap()
+                    .messages
+                    .unwrap_or_default();
+                if page.is_empty() {
+                    break;
+                }
+                messages.extend(page);
+            }
+            let mut event = SqsEvent::default();
+            event.records = messages
+                .iter()
+                .map(|m| {
+                    let mut r = SqsMessage::default();
+                    r.message_id = m.message_id.clone();
+                    r.body = m.body.clone();
+                    r
+                })
+                .collect();
+            let response = dispatch_batch(&self.h.deps, event).await;
+            assert!(response.batch_item_failures.is_empty());
+            for m in &messages {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.work_url)
+                    .receipt_handle(m.receipt_handle.clone().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            messages.len()
+        }
+
+        /// Runs the restaurant flow (submit, dispatch to the await, completion,
+        /// dispatch to success) and returns the requests of each operation.
+        async fn restaurant_flow(&self, key: Option<&str>) -> [Phase; 4] {
+            let v = self.h.submit(submit_body("Ada Lovelace", key)).await;
+            let id = v.ok()["executionId"].as_str().unwrap().to_string();
+            let submit = self.phase();
+
+            assert_eq!(self.dispatch().await, 1);
+            let suspend = self.phase();
+            let st = self.h.status(&id).await;
+            assert_eq!(st["status"], "WAITING_EXTERNAL", "{st}");
+            let pending = self
+                .h
+                .call(
+                    "GET",
+                    "/tpf/control-plane/tenants/acme/interactions/pending",
+                    CONTROL,
+                    None,
+                )
+                .await;
+            let interaction = pending.ok()[0].clone();
+            let order_id = interaction["requestPayload"]["orderId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            self.log.clear();
+
+            let done = self
+                .h
+                .call(
+                    "POST",
+                    "/tpf/control-plane/tenants/acme/interactions/complete",
+                    CONTROL,
+                    Some(json!({"interactionId": interaction["interactionId"], "responsePayload": decision(&order_id, true), "actor": "kitchen-tablet-3"})),
+                )
+                .await;
+            assert_eq!(done.ok()["duplicate"], false);
+            let complete = self.phase();
+
+            assert_eq!(self.dispatch().await, 1);
+            let succeed = self.phase();
+            let st = self.h.status(&id).await;
+            assert_eq!(
+                (st["status"].as_str(), st["version"].as_u64()),
+                (Some("SUCCEEDED"), Some(5)),
+                "{st}"
+            );
+            self.log.clear();
+            [submit, suspend, complete, succeed]
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The restaurant flow is §10.8's "3-step execution with one await": the
+    /// worker runs steps 0–1 and suspends at step 2 (§7.5), the completion
+    /// releases it to step 3, the second call succeeds. Events: SUBMITTED,
+    /// CLAIMED, WAITING_EXTERNAL, RESUMED, CLAIMED, SUCCEEDED.
+    #[tokio::test]
+    async fn store08_the_restaurant_flow_makes_the_write_requests_of_the_table() {
+        let c = counted_harness(None).await;
+        for key in [None, Some("order-2025-0001")] {
+            let [submit, suspend, complete, succeed] = c.restaurant_flow(key).await;
+
+            // Submit (§10.8 "key-less submit" 2 / "keyed submit" 2 (3 items)):
+            // the `input` payload PutItem, then T1; keyed, the key entry is
+            // read first (`API.md` §2.1 step 4); then the work item is sent.
+            let t1 = match key {
+                None => vec![
+                    "executions:PutItem",
+                    "executions:PutItem",
+                    "sqs:SendMessage",
+                ],
+                Some(_) => vec![
+                    "executions:GetItem",
+                    "executions:PutItem",
+                    "executions:TransactWriteItems(2)",
+                    "sqs:SendMessage",
+                ],
+            };
+            assert_eq!(submit.state(), strings(&t1));
+            assert_eq!(submit.writes(), if key.is_some() { (2, 3) } else { (2, 2) });
+
+            // First dispatch: T2 (after its consistent read of the execution
+            // and, as `get` loads the record, of its `input` payload item), the
+            // import (§10.8: 3 PutItem, after the GetItem of the unit; the
+            // request is inline), T4 (one UpdateItem: the TTL does not grow;
+            // it reads the execution first), then §5.2's post-commit check of
+            // the interaction.
+            assert_eq!(
+                suspend.state(),
+                strings(&[
+                    "executions:GetItem",
+                    "executions:GetItem",
+                    "executions:UpdateItem",
+                    "awaits:GetItem",
+                    "awaits:PutItem",
+                    "awaits:PutItem",
+                    "awaits:PutItem",
+                    "executions:GetItem",
+                    "executions:UpdateItem",
+                    "awaits:GetItem",
+                ])
+            );
+            assert_eq!(suspend.writes(), (5, 5));
+
+            // Completion, parent waiting (§10.8: 4 = interaction, unit, T7,
+            // settle UpdateItem): read the interaction, complete it, read the
+            // unit and finish it, read the parent (execution and `input`
+            // payload items), T7, enqueue the resume, settle.
+            assert_eq!(
+                complete.state(),
+                strings(&[
+                    "awaits:GetItem",
+                    "awaits:UpdateItem",
+                    "awaits:GetItem",
+                    "awaits:UpdateItem",
+                    "executions:GetItem",
+                    "executions:GetItem",
+                    "executions:UpdateItem",
+                    "sqs:SendMessage",
+                    "awaits:UpdateItem",
+                ])
+            );
+            assert_eq!(complete.writes(), (4, 4));
+
+            // Second dispatch, to success (§10.8 "one transition to success":
+            // 3 = T2, `result` payload PutItem, T3): T2's read; the resume
+            // reads the unit and its interaction (§8.4, the response inline).
+            assert_eq!(
+                succeed.state(),
+                strings(&[
+                    "executions:GetItem",
+                    "executions:GetItem",
+                    "executions:UpdateItem",
+                    "awaits:GetItem",
+                    "awaits:GetItem",
+                    "executions:PutItem",
+                    "executions:UpdateItem",
+                ])
+            );
+            assert_eq!(succeed.writes(), (3, 3));
+
+            // §10.8: 14 write requests key-less, 14 (15 items) keyed.
+            let phases = [&submit, &suspend, &complete, &succeed];
+            let total = phases.iter().fold((0, 0), |(n, i), p| {
+                let (pn, pi) = p.writes();
+                (n + pn, i + pi)
+            });
+            assert_eq!(total, if key.is_some() { (14, 15) } else { (14, 14) });
+            // Every payload is small: nothing goes to S3.
+            assert!(phases
+                .iter()
+                .all(|p| p.requests.iter().all(|r| r.service != "s3")));
+            for (name, p) in ["submit", "dispatch 1", "complete", "dispatch 2"]
+                .iter()
+                .zip(phases)
+            {
+                eprintln!(
+                    "{} {name}: writes {:?}, registry reads {:?}",
+                    if key.is_some() { "keyed" } else { "key-less" },
+                    p.writes(),
+                    p.registry_reads()
+                );
+            }
+        }
+    }
+
+    /// §10.8 "one transition, the first of an execution, to success": a worker
+    /// that completes the whole run on its first call.
+    #[tokio::test]
+    async fn store08_the_first_transition_of_an_execution_to_success_is_three_writes() {
+        let worker = ScriptedWorker::default();
+        let url = worker.start().await;
+        let c = counted_harness(Some(url)).await;
+        worker.answer(
+            200,
+            worker_completed(json!([envelope(
+                "org.example.Done",
+                &json!({"outcome": "APPROVED"}).to_string()
+            )])),
+        );
+        let v = c.h.submit(submit_body("Ada Lovelace", None)).await;
+        let id = v.ok()["executionId"].as_str().unwrap().to_string();
+        c.log.clear();
+        assert_eq!(c.dispatch().await, 1);
+        let p = c.phase();
+        // T2 after its read (execution and `input` payload items), the
+        // `result` payload PutItem, T3.
+        assert_eq!(
+            p.state(),
+            strings(&[
+                "executions:GetItem",
+                "executions:GetItem",
+                "executions:UpdateItem",
+                "executions:PutItem",
+                "executions:UpdateItem",
+            ])
+        );
+        assert_eq!(p.writes(), (3, 3));
+        eprintln!("first success: registry reads {:?}", p.registry_reads());
+        let st: Value = c.h.status(&id).await;
+        assert_eq!(st["status"], "SUCCEEDED", "{st}");
+    }
+}
