@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord, StoredArtifact};
 use tpf_core::ports::{AppendOutcome, CreateOutcome, ReleaseRegistry};
-use tpf_core::providers::dynamo::{create_release_table, DynamoReleaseRegistry};
+use tpf_core::providers::dynamo::DynamoReleaseRegistry;
 use tpf_core::providers::file::FileReleaseRegistry;
 use tpf_core::providers::memory::MemoryReleaseRegistry;
 
@@ -37,7 +37,7 @@ fn dynamo() -> Fixture {
         tokio::runtime::Handle::current().block_on(async {
             let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
             let table = moto::unique("releases");
-            create_release_table(&client, &table).await.unwrap();
+            moto::create_release_table(&client, &table).await.unwrap();
             DynamoReleaseRegistry::new(client, table)
         })
     });

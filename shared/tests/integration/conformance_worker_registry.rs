@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
 use tpf_core::ports::{WorkerRegistry, WorkerWrite};
-use tpf_core::providers::dynamo::{create_worker_table, DynamoWorkerRegistry};
+use tpf_core::providers::dynamo::DynamoWorkerRegistry;
 use tpf_core::providers::file::FileWorkerRegistry;
 use tpf_core::providers::memory::MemoryWorkerRegistry;
 
@@ -35,7 +35,7 @@ fn dynamo() -> Fixture {
         tokio::runtime::Handle::current().block_on(async {
             let client = aws_sdk_dynamodb::Client::new(&moto::sdk_config().await);
             let table = moto::unique("workers");
-            create_worker_table(&client, &table).await.unwrap();
+            moto::create_worker_table(&client, &table).await.unwrap();
             DynamoWorkerRegistry::new(client, table)
         })
     });

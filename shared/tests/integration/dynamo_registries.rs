@@ -30,9 +30,7 @@ use tpf_core::domain::release::{ActivationEvent, ActivationType};
 use tpf_core::domain::worker::WorkerEntry;
 use tpf_core::error::StoreError;
 use tpf_core::ports::{AppendOutcome, ReleaseRegistry, WorkerRegistry, WorkerWrite};
-use tpf_core::providers::dynamo::{
-    create_release_table, create_worker_table, DynamoReleaseRegistry, DynamoWorkerRegistry,
-};
+use tpf_core::providers::dynamo::{DynamoReleaseRegistry, DynamoWorkerRegistry};
 
 const PIPELINE: &str = "restaurant-approval";
 
@@ -118,7 +116,7 @@ async fn releases() -> (Arc<dyn ReleaseRegistry>, Recorder) {
     let recorder = Recorder::default();
     let client = client(&recorder).await;
     let table = moto::unique("releases");
-    create_release_table(&client, &table).await.unwrap();
+    moto::create_release_table(&client, &table).await.unwrap();
     recorder.take();
     let registry = DynamoReleaseRegistry::new(client, table);
     (
@@ -132,7 +130,7 @@ async fn workers() -> (Arc<dyn WorkerRegistry>, Recorder) {
     let recorder = Recorder::default();
     let client = client(&recorder).await;
     let table = moto::unique("workers");
-    create_worker_table(&client, &table).await.unwrap();
+    moto::create_worker_table(&client, &table).await.unwrap();
     recorder.take();
     let registry = DynamoWorkerRegistry::new(client, table);
     (

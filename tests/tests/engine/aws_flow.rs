@@ -16,7 +16,6 @@ use std::sync::Arc;
 use tpf_core::actions::{ReleaseDeps, WorkerDeps};
 use tpf_core::lambda_events::{dispatch_batch, sweep_tick};
 use tpf_core::providers::dynamo::{
-    create_await_table, create_execution_table, create_release_table, create_worker_table,
     DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
     DynamoWorkerRegistry,
 };
@@ -61,10 +60,10 @@ async fn aws_harness(env: Vec<(&'static str, String)>) -> Aws {
     let releases_table = moto::unique("releases");
     let workers_table = moto::unique("workers");
     let (a, b, c, d) = tokio::join!(
-        create_execution_table(&ddb, &executions_table),
-        create_await_table(&ddb, &awaits_table),
-        create_release_table(&ddb, &releases_table),
-        create_worker_table(&ddb, &workers_table),
+        moto::create_execution_table(&ddb, &executions_table),
+        moto::create_await_table(&ddb, &awaits_table),
+        moto::create_release_table(&ddb, &releases_table),
+        moto::create_worker_table(&ddb, &workers_table),
     );
     a.unwrap();
     b.unwrap();
@@ -711,7 +710,6 @@ mod store08_write_counts {
     use tpf_core::lambda_events::dispatch_batch;
     use tpf_core::providers::aws_requests::{AwsRequest, Outcome, RequestLog};
     use tpf_core::providers::dynamo::{
-        create_await_table, create_execution_table, create_release_table, create_worker_table,
         DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
         DynamoWorkerRegistry,
     };
@@ -760,10 +758,10 @@ mod store08_write_counts {
         let releases_table = moto::unique("releases");
         let workers_table = moto::unique("workers");
         let (a, b, c, d) = tokio::join!(
-            create_execution_table(&plain_ddb, &executions_table),
-            create_await_table(&plain_ddb, &awaits_table),
-            create_release_table(&plain_ddb, &releases_table),
-            create_worker_table(&plain_ddb, &workers_table),
+            moto::create_execution_table(&plain_ddb, &executions_table),
+            moto::create_await_table(&plain_ddb, &awaits_table),
+            moto::create_release_table(&plain_ddb, &releases_table),
+            moto::create_worker_table(&plain_ddb, &workers_table),
         );
         a.unwrap();
         b.unwrap();

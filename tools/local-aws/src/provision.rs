@@ -143,7 +143,9 @@ fn key_elements(
         .collect()
 }
 
-async fn create_table(
+/// Creates table `name` as `spec` defines it (on demand, keys, indexes,
+/// TTL); an existing table is left as it is.
+pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     spec: &TableSpec,
     name: &str,

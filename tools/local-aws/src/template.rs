@@ -207,7 +207,49 @@ fn indexes(v: Option<&Value>, what: &str) -> Result<Vec<IndexSpec>, TemplateErro
         .collect()
 }
 
+impl TableSpec {
+    /// One table holding both `self`'s and `other`'s items (same key
+    /// schema): the union of their attributes, indexes and TTL. The engine
+    /// may keep executions and awaits in one table (`EXECUTION.md` §10.5).
+    pub fn merged(&self, other: &TableSpec) -> TableSpec {
+        let mut out = self.clone();
+        for a in &other.attributes {
+            if !out.attributes.iter().any(|b| b.0 == a.0) {
+                out.attributes.push(a.clone());
+            }
+        }
+        for i in &other.global_indexes {
+            if !out.global_indexes.iter().any(|j| j.name == i.name) {
+                out.global_indexes.push(i.clone());
+            }
+        }
+        out.ttl_attribute = out.ttl_attribute.or_else(|| other.ttl_attribute.clone());
+        out.logical_id = format!("{}+{}", self.logical_id, other.logical_id);
+        out
+    }
+}
+
 impl Template {
+    /// This repository's `template.yaml` (for the tests of every crate that
+    /// create tables as the template defines them).
+    pub fn of_this_repository() -> Result<Self, TemplateError> {
+        Self::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../template.yaml"
+        )))
+    }
+
+    /// The table with logical id `logical_id`.
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec, TemplateError> {
+        self.tables()?
+            .into_iter()
+            .find(|t| t.logical_id == logical_id)
+            .map_or_else(
+                || invalid(format!("no table {logical_id} in the template")),
+                Ok,
+            )
+    }
+
     /// Reads and parses the template at `path`.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {

@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use aws_sdk_dynamodb::Client;
 use serde_json::value::RawValue;
 
-use super::engine_tables::{PENDING_INDEX, SETTLE_INDEX};
+use super::indexes::{PENDING_INDEX, SETTLE_INDEX};
 use super::payloads::{
     clamp_shards, conditional, get_item, get_n, get_s, inline_text, is_live, is_tenant, key, n,
     name_of_pk, now_s, opt_n, opt_s, pad19, pk_of, put_failed, put_opt_s, require_key_part, s,
@@ -57,8 +57,7 @@ pub struct DynamoAwaitStore {
 }
 
 impl DynamoAwaitStore {
-    /// The store on `table` (created by
-    /// [`super::engine_tables::create_await_table`] or the template),
+    /// The store on `table` (the template's `AwaitTable`),
     /// payloads per `settings`.
     pub fn new(
         client: Client,

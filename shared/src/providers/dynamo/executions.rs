@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde_json::value::RawValue;
 
-use super::engine_tables::{DUE_INDEX, LIST_INDEX};
+use super::indexes::{DUE_INDEX, LIST_INDEX};
 use super::payloads::{
     batch_get, clamp_shards, conditional, get_item, get_n, get_s, is_live, is_tenant, key, key_of,
     n, name_of_pk, now_s, opt_n, opt_s, pad19, pk_of, put_failed, put_opt_s, require_key_part, s,
@@ -78,8 +78,7 @@ pub struct DynamoExecutionStore {
 }
 
 impl DynamoExecutionStore {
-    /// The store on `table` (created by
-    /// [`super::engine_tables::create_execution_table`] or the template),
+    /// The store on `table` (the template's `ExecutionTable`),
     /// payloads per `settings`. `s3` must be configured for the payload
     /// bucket's endpoint (path-style addressing for local endpoints).
     pub fn new(

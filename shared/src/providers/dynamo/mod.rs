@@ -15,20 +15,17 @@
 //! [`StoreError::Unavailable`] (503).
 
 mod releases;
-mod tables;
 mod workers;
 
 pub mod awaits;
-pub mod engine_tables;
 pub mod executions;
+pub mod indexes;
 pub mod payloads;
 
 pub use releases::DynamoReleaseRegistry;
-pub use tables::{create_release_table, create_worker_table};
 pub use workers::DynamoWorkerRegistry;
 
 pub use awaits::DynamoAwaitStore;
-pub use engine_tables::{create_await_table, create_execution_table, create_shared_state_table};
 pub use executions::DynamoExecutionStore;
 pub use payloads::DynamoStateSettings;
 

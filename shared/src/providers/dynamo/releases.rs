@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::tables::{CREATED_INDEX, CREATED_SORT};
+use super::indexes::{CREATED_INDEX, CREATED_SORT};
 use super::{
     build_error, cancelled, get_bool, get_n, get_s, is_key_part, n, opt_s, pad19, query_collect,
     registry_key, require_key_part, s, sort_of, unavailable, Cancelled, Item, PK, SK,
@@ -51,8 +51,7 @@ pub struct DynamoReleaseRegistry {
 }
 
 impl DynamoReleaseRegistry {
-    /// The registry in `table` (which must exist, see
-    /// [`super::create_release_table`]).
+    /// The registry in `table` (the template's `ReleaseTable`).
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }

@@ -77,8 +77,7 @@ pub struct DynamoWorkerRegistry {
 }
 
 impl DynamoWorkerRegistry {
-    /// The registry in `table` (which must exist, see
-    /// [`super::create_worker_table`]).
+    /// The registry in `table` (the template's `WorkerTable`).
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }

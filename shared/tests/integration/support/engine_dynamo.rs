@@ -2,10 +2,7 @@
 //! named table and payload bucket per call.
 #![allow(dead_code)]
 
-use tpf_core::providers::dynamo::{
-    create_await_table, create_execution_table, create_shared_state_table, DynamoAwaitStore,
-    DynamoExecutionStore, DynamoStateSettings,
-};
+use tpf_core::providers::dynamo::{DynamoAwaitStore, DynamoExecutionStore, DynamoStateSettings};
 
 use super::moto;
 
@@ -59,9 +56,9 @@ pub async fn engine_aws(tables: Tables, shards: u8, threshold: usize) -> EngineA
     );
     let table = moto::unique("engine");
     match tables {
-        Tables::Execution => create_execution_table(&ddb, &table).await.unwrap(),
-        Tables::Await => create_await_table(&ddb, &table).await.unwrap(),
-        Tables::Shared => create_shared_state_table(&ddb, &table).await.unwrap(),
+        Tables::Execution => moto::create_execution_table(&ddb, &table).await.unwrap(),
+        Tables::Await => moto::create_await_table(&ddb, &table).await.unwrap(),
+        Tables::Shared => moto::create_shared_state_table(&ddb, &table).await.unwrap(),
     }
     let bucket = moto::unique("payloads");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();

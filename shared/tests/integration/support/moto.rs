@@ -105,3 +105,70 @@ pub fn unique(prefix: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
+
+/// Creates table `name` as `template.yaml` defines `logical_id`: the
+/// template is the one definition of the tables, so every DynamoDB test
+/// runs on the deployed layout.
+pub async fn create_template_table(
+    client: &aws_sdk_dynamodb::Client,
+    logical_id: &str,
+    name: &str,
+) -> Result<(), String> {
+    let template =
+        tpf_local_aws::template::Template::of_this_repository().map_err(|e| e.to_string())?;
+    let spec = template.table(logical_id).map_err(|e| e.to_string())?;
+    tpf_local_aws::provision::create_table(client, &spec, name)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The template's `ExecutionTable` under `name`.
+pub async fn create_execution_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    create_template_table(client, "ExecutionTable", name).await
+}
+
+/// The template's `AwaitTable` under `name`.
+pub async fn create_await_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    create_template_table(client, "AwaitTable", name).await
+}
+
+/// The template's `ReleaseTable` under `name`.
+pub async fn create_release_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    create_template_table(client, "ReleaseTable", name).await
+}
+
+/// The template's `WorkerTable` under `name`.
+pub async fn create_worker_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    create_template_table(client, "WorkerTable", name).await
+}
+
+/// One table holding executions and awaits (`TPF_DYNAMO_AWAIT_TABLE` naming
+/// the execution table): the union of the template's two engine tables.
+pub async fn create_shared_state_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    let template =
+        tpf_local_aws::template::Template::of_this_repository().map_err(|e| e.to_string())?;
+    let executions = template
+        .table("ExecutionTable")
+        .map_err(|e| e.to_string())?;
+    let awaits = template.table("AwaitTable").map_err(|e| e.to_string())?;
+    tpf_local_aws::provision::create_table(client, &executions.merged(&awaits), name)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
