@@ -3,6 +3,7 @@
 //! multi-process races, the Lambda dispatcher event handling, the end-to-end
 //! flow on DynamoDB/S3/SQS (moto) and the SAM template checks.
 
+mod aws_faults;
 mod aws_flow;
 mod engine_awaits;
 mod engine_bad_input;
