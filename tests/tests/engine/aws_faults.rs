@@ -818,3 +818,107 @@ async fn a_throttled_s3_payload_read_at_result_is_503_not_payload_unavailable() 
         serde_json::from_str(ok.ok()["resultPayload"]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload["outcome"], "APPROVED");
 }
+
+#[tokio::test]
+async fn a_throttled_follow_up_after_a_won_completion_answers_200_and_the_sweep_releases_the_parent(
+) {
+    let f = faulty_harness(8192).await;
+    let (id, interaction) = f.park().await;
+    // The interaction's own update wins; the unit and parent writes after
+    // it are throttled (API.md §2.5: the follow-up is retried by the sweep).
+    f.faults.arm(
+        "dynamodb",
+        &["UpdateItem", "TransactWriteItems"],
+        Fault::Throttle("ThrottlingException"),
+        1,
+    );
+    let r = f.complete(&interaction).await;
+    assert!(f.faults.disarm() >= 1, "the follow-up met the fault");
+    assert_eq!(r.ok()["duplicate"], false);
+    assert_eq!(r.body["status"], "COMPLETED");
+    assert!(f.pending().await.is_empty(), "the interaction is completed");
+    assert_eq!(f.h.status(&id).await["status"], "WAITING_EXTERNAL");
+    assert!(f.take_work().await.is_empty(), "nothing enqueued");
+
+    // The completion left its re-check due one minute later (§8.2).
+    let early = sweep_tick(&f.h.deps).await;
+    assert_eq!(
+        f.h.status(&id).await["status"],
+        "WAITING_EXTERNAL",
+        "{early:?}"
+    );
+    f.h.clock.advance(61_000);
+    let summary = sweep_tick(&f.h.deps).await;
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    let st = f.h.status(&id).await;
+    assert_eq!(
+        (st["status"].as_str(), st["stepIndex"].as_u64()),
+        (Some("QUEUED"), Some(3)),
+        "{st}"
+    );
+    // The release's enqueue, and phase 2's of the now due record (an
+    // extra enqueue is harmless, §5.4).
+    let work = f.take_work().await;
+    assert!(!work.is_empty(), "the release enqueued the resume");
+    for m in &work {
+        let body: Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body, json!({"tenantId": TENANT, "executionId": id}));
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_history_read_is_503() {
+    let f = faulty_harness(8192).await;
+    let id = f.h.submit_new().await;
+    let path = format!("/tpf/control-plane/tenants/{TENANT}/executions/{id}/history");
+    let before = f.get(&path, CONTROL).await.ok().clone();
+    f.faults.arm(
+        "dynamodb",
+        &["GetItem", "Query", "BatchGetItem"],
+        Fault::Throttle("ThrottlingException"),
+        0,
+    );
+    let r = f.get(&path, CONTROL).await;
+    assert!(f.faults.disarm() >= 1);
+    assert_unavailable(&r);
+    assert_eq!(f.get(&path, CONTROL).await.ok(), &before);
+}
+
+#[tokio::test]
+async fn a_dispatch_with_a_throttled_claim_fails_only_its_message_and_leaves_the_execution_queued()
+{
+    let f = faulty_harness(8192).await;
+    let id = f.h.submit_new().await;
+    let messages = f.take_work().await;
+    assert_eq!(messages.len(), 1);
+    let mut event = SqsEvent::default();
+    let mut m = SqsMessage::default();
+    m.message_id = messages[0].message_id.clone();
+    m.body = messages[0].body.clone();
+    event.records = vec![m];
+    // The claim (T2) is throttled.
+    f.faults.arm(
+        "dynamodb",
+        &["UpdateItem", "TransactWriteItems"],
+        Fault::Throttle("ThrottlingException"),
+        0,
+    );
+    let response = dispatch_batch(&f.h.deps, event.clone()).await;
+    assert!(f.faults.disarm() >= 1);
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|x| x.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![messages[0].message_id.clone().unwrap()]);
+    let st = f.h.status(&id).await;
+    assert_eq!(
+        (st["status"].as_str(), st["version"].as_u64()),
+        (Some("QUEUED"), Some(0))
+    );
+
+    // Lambda redelivers the message: it is dispatched as if new.
+    let response = dispatch_batch(&f.h.deps, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(f.h.status(&id).await["status"], "WAITING_EXTERNAL");
+}
