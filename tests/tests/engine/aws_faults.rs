@@ -376,9 +376,10 @@ async fn faulty_harness(threshold_bytes: usize) -> Faulty {
 #[track_caller]
 fn assert_unavailable(r: &Resp) {
     r.err(503, "DEPENDENCY_UNAVAILABLE");
-    assert!(
-        r.headers.get("retry-after").is_some(),
-        "no Retry-After: {:?}",
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5"),
+        "API.md §1.8: {:?}",
         r.headers
     );
 }
