@@ -15,9 +15,7 @@
 
 // `aws_flow` loads the same file privately; this copy shares its server
 // only through `TPF_MOTO_ENDPOINT` (else it starts its own).
-#[allow(clippy::duplicate_mod)]
-#[path = "../../../shared/tests/integration/support/moto.rs"]
-mod moto;
+use crate::moto;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;

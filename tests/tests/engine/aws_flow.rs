@@ -7,8 +7,7 @@
 //! fails the transition with `PAYLOAD_UNAVAILABLE`, retried, then dead
 //! lettered.
 
-#[path = "../../../shared/tests/integration/support/moto.rs"]
-mod moto;
+use crate::moto;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde_json::{json, Value};

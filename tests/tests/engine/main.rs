@@ -3,6 +3,10 @@
 //! multi-process races, the Lambda dispatcher event handling, the end-to-end
 //! flow on DynamoDB/S3/SQS (moto) and the SAM template checks.
 
+/// One moto_server for every AWS test of this binary.
+#[path = "../../../shared/tests/integration/support/moto.rs"]
+mod moto;
+
 mod aws_faults;
 mod aws_flow;
 mod engine_awaits;
