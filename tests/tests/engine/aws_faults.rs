@@ -272,27 +272,8 @@ async fn faulty_harness(threshold_bytes: usize) -> Faulty {
             .build(),
     );
 
-    let executions_table = moto::unique("executions");
-    let awaits_table = moto::unique("awaits");
-    let releases_table = moto::unique("releases");
-    let workers_table = moto::unique("workers");
-    let (a, b, c, d) = tokio::join!(
-        moto::create_execution_table(&plain_ddb, &executions_table),
-        moto::create_await_table(&plain_ddb, &awaits_table),
-        moto::create_release_table(&plain_ddb, &releases_table),
-        moto::create_worker_table(&plain_ddb, &workers_table),
-    );
-    a.unwrap();
-    b.unwrap();
-    c.unwrap();
-    d.unwrap();
-    let bucket = moto::unique("payloads");
-    plain_s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let (executions_table, awaits_table, releases_table, workers_table, bucket) =
+        moto::create_engine_resources(&plain_ddb, &plain_s3).await;
     let settings = DynamoStateSettings {
         payload_bucket: bucket,
         payload_prefix: "tpf/payloads".into(),

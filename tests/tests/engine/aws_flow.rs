@@ -54,22 +54,8 @@ async fn aws_harness(env: Vec<(&'static str, String)>) -> Aws {
     let s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
-    let executions_table = moto::unique("executions");
-    let awaits_table = moto::unique("awaits");
-    let releases_table = moto::unique("releases");
-    let workers_table = moto::unique("workers");
-    let (a, b, c, d) = tokio::join!(
-        moto::create_execution_table(&ddb, &executions_table),
-        moto::create_await_table(&ddb, &awaits_table),
-        moto::create_release_table(&ddb, &releases_table),
-        moto::create_worker_table(&ddb, &workers_table),
-    );
-    a.unwrap();
-    b.unwrap();
-    c.unwrap();
-    d.unwrap();
-    let bucket = moto::unique("payloads");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let (executions_table, awaits_table, releases_table, workers_table, bucket) =
+        moto::create_engine_resources(&ddb, &s3).await;
     let settings = DynamoStateSettings {
         payload_bucket: bucket,
         payload_prefix: "tpf/payloads".into(),
@@ -752,27 +738,8 @@ mod store08_write_counts {
                 .build(),
         );
 
-        let executions_table = moto::unique("executions");
-        let awaits_table = moto::unique("awaits");
-        let releases_table = moto::unique("releases");
-        let workers_table = moto::unique("workers");
-        let (a, b, c, d) = tokio::join!(
-            moto::create_execution_table(&plain_ddb, &executions_table),
-            moto::create_await_table(&plain_ddb, &awaits_table),
-            moto::create_release_table(&plain_ddb, &releases_table),
-            moto::create_worker_table(&plain_ddb, &workers_table),
-        );
-        a.unwrap();
-        b.unwrap();
-        c.unwrap();
-        d.unwrap();
-        let bucket = moto::unique("payloads");
-        plain_s3
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
+        let (executions_table, awaits_table, releases_table, workers_table, bucket) =
+            moto::create_engine_resources(&plain_ddb, &plain_s3).await;
         // The defaults of §10.1: threshold 8 KiB, one index shard.
         let settings = DynamoStateSettings {
             payload_bucket: bucket,

@@ -172,3 +172,29 @@ pub async fn create_shared_state_table(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// Fresh, uniquely named engine resources: the template's four tables and a
+/// payload bucket (names: executions, awaits, releases, workers, bucket).
+pub async fn create_engine_resources(
+    ddb: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
+) -> (String, String, String, String, String) {
+    let names = (
+        unique("executions"),
+        unique("awaits"),
+        unique("releases"),
+        unique("workers"),
+    );
+    let (a, b, c, d) = tokio::join!(
+        create_execution_table(ddb, &names.0),
+        create_await_table(ddb, &names.1),
+        create_release_table(ddb, &names.2),
+        create_worker_table(ddb, &names.3),
+    );
+    for created in [a, b, c, d] {
+        created.unwrap();
+    }
+    let bucket = unique("payloads");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    (names.0, names.1, names.2, names.3, bucket)
+}
