@@ -662,6 +662,53 @@ fn describe_sqs(input: &Input, r: &mut AwsRequest) {
     };
 }
 
+/// The size DynamoDB bills an item by (its "item size"): per attribute the
+/// UTF-8 length of its name plus its value's size — strings and binaries
+/// their length, numbers about one byte per two significant digits plus
+/// one, booleans and nulls one byte, lists and maps 3 bytes plus one per
+/// element plus their contents, sets the sum of their members. Writes cost
+/// 1 WRU per started KB of this size (of the larger of the old and the new
+/// item for `UpdateItem`), strongly consistent reads 1 RRU per started
+/// 4 KB; the request accounting turns the items it measures into capacity
+/// units with it, since moto reports no real consumed capacity.
+pub fn dynamo_item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn number_size(n: &str) -> usize {
+    let digits: String = n
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_owned();
+    digits.len().div_ceil(2) + 1
+}
+
+fn value_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => number_size(n),
+        A::B(b) => b.as_ref().len(),
+        A::Bool(_) | A::Null(_) => 1,
+        A::Ss(v) => v.iter().map(String::len).sum(),
+        A::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        A::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        A::L(v) => 3 + v.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        A::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

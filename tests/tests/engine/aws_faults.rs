@@ -13,9 +13,9 @@
 //! no wait) meet the same fault. Once the fault is removed the stored state
 //! is read back, raw from the tables and through the routes.
 
-// `aws_flow` loads the same file privately; this copy shares its server
-// only through `TPF_MOTO_ENDPOINT` (else it starts its own).
-use crate::moto;
+use crate::aws_support::{aws_engine, AwsOptions};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::SharedInterceptor;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -26,14 +26,9 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tpf_core::actions::register_release;
 use tpf_core::actions::register_release::DescriptorSource;
-use tpf_core::actions::{register_release, ReleaseDeps, WorkerDeps};
 use tpf_core::lambda_events::{dispatch_batch, sweep_tick};
-use tpf_core::providers::dynamo::{
-    DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
-    DynamoWorkerRegistry,
-};
-use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};
 use tpf_tests::*;
 
 // ------------------------------------------------------------ fault injection
@@ -232,122 +227,31 @@ struct Faulty {
 
 /// `threshold_bytes`: payloads above it go to S3.
 async fn faulty_harness(threshold_bytes: usize) -> Faulty {
-    let sdk = moto::sdk_config().await;
     let faults = Faults::default();
     *faults.server.lock().unwrap() = fault_server().await;
-    let plain_ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let plain_s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
-    let plain_sqs = aws_sdk_sqs::Client::new(&sdk);
-    // The SDK's standard retries: two attempts, without the wait.
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(faults.interceptor("dynamodb"))
-            .retry_config(
-                aws_sdk_dynamodb::config::retry::RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(Duration::from_millis(1)),
-            )
-            .build(),
-    );
-    let s3 = aws_sdk_s3::Client::from_conf(
-        plain_s3
-            .config()
-            .to_builder()
-            .interceptor(faults.interceptor("s3"))
-            .retry_config(
-                aws_sdk_s3::config::retry::RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(Duration::from_millis(1)),
-            )
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .interceptor(faults.interceptor("sqs"))
-            .retry_config(
-                aws_sdk_sqs::config::retry::RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(Duration::from_millis(1)),
-            )
-            .build(),
-    );
-
-    let (executions_table, awaits_table, releases_table, workers_table, bucket) =
-        moto::create_engine_resources(&plain_ddb, &plain_s3).await;
-    let settings = DynamoStateSettings {
-        payload_bucket: bucket,
-        payload_prefix: "tpf/payloads".into(),
+    let armed = faults.clone();
+    let e = aws_engine(AwsOptions {
         threshold_bytes,
-        index_shards: 1,
-    };
-    let queue = |prefix: &'static str| {
-        let plain_sqs = plain_sqs.clone();
-        async move {
-            plain_sqs
-                .create_queue()
-                .queue_name(moto::unique(prefix))
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap()
-        }
-    };
-    let work_url = queue("work").await;
-    let dlq_url = queue("dead-letters").await;
-
-    let mut h = Harness::new(Options {
-        env: vec![],
-        restaurant_worker: false,
+        interceptors: vec![Box::new(move |service| {
+            SharedInterceptor::new(armed.interceptor(service.name()))
+        })],
+        // The SDK's standard retries: two attempts, without the wait.
+        retry: Some(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1)),
+        ),
+        ..AwsOptions::default()
     })
     .await;
-    let releases = Arc::new(DynamoReleaseRegistry::new(ddb.clone(), releases_table));
-    let workers = Arc::new(DynamoWorkerRegistry::new(ddb.clone(), workers_table));
-    let deps = tpf_core::actions::EngineDeps {
-        executions: Arc::new(DynamoExecutionStore::new(
-            ddb.clone(),
-            s3.clone(),
-            executions_table.clone(),
-            settings.clone(),
-        )),
-        awaits: Arc::new(DynamoAwaitStore::new(
-            ddb.clone(),
-            s3.clone(),
-            awaits_table.clone(),
-            settings,
-        )),
-        releases: releases.clone(),
-        workers: workers.clone(),
-        queue: Arc::new(SqsWorkQueue::new(sqs.clone(), work_url.clone())),
-        dead_letters: Arc::new(SqsDeadLetterSink::new(sqs, dlq_url)),
-        ..h.deps.clone()
-    };
-    h.deps = deps.clone();
-    h.release_deps = ReleaseDeps {
-        registry: releases,
-        ..h.release_deps.clone()
-    };
-    h.worker_deps = WorkerDeps {
-        registry: workers,
-        ..h.worker_deps.clone()
-    };
-    let (release_deps, worker_deps) = (h.release_deps.clone(), h.worker_deps.clone());
-    h.router = h.router_altered(deps, |s| {
-        s.releases = Some(release_deps);
-        s.workers = Some(worker_deps);
-    });
-    let spec = demo_release::DemoSpec::default();
-    h.activate_demo_release(&spec).await;
-    let url = h.worker_url.clone();
-    h.register_worker("kitchen-1", &url, &spec).await;
     Faulty {
-        h,
+        h: e.h,
         faults,
-        ddb: plain_ddb,
-        sqs: plain_sqs,
-        executions_table,
-        awaits_table,
-        work_url,
+        ddb: e.ddb,
+        sqs: e.sqs,
+        executions_table: e.executions_table,
+        awaits_table: e.awaits_table,
+        work_url: e.work_url,
     }
 }
 

@@ -7,197 +7,28 @@
 //! fails the transition with `PAYLOAD_UNAVAILABLE`, retried, then dead
 //! lettered.
 
-use crate::moto;
-
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use crate::aws_support::{aws_engine, AwsEngine, AwsOptions};
 use serde_json::{json, Value};
-use std::sync::Arc;
-use tpf_core::actions::{ReleaseDeps, WorkerDeps};
-use tpf_core::lambda_events::{dispatch_batch, sweep_tick};
-use tpf_core::providers::dynamo::{
-    DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
-    DynamoWorkerRegistry,
-};
-use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};
+use tpf_core::lambda_events::sweep_tick;
 use tpf_tests::*;
 
-/// The harness rewired onto the AWS providers, with the SQS client and
-/// queue URLs to drive it.
-struct Aws {
-    h: Harness,
-    sqs: aws_sdk_sqs::Client,
-    work_url: String,
-    dlq_url: String,
-    ddb: aws_sdk_dynamodb::Client,
-    s3: aws_sdk_s3::Client,
-    executions_table: String,
-    settings: DynamoStateSettings,
-}
+/// The AWS engine of these tests.
+type Aws = AwsEngine;
 
-async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
-    sqs.create_queue()
-        .queue_name(moto::unique(prefix))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-/// A harness whose engine runs on fresh, uniquely named DynamoDB tables, S3
-/// payload bucket and SQS queues, with the demo release registered and
-/// activated and the example worker registered in the DynamoDB registries;
-/// `env` overrides engine settings.
+/// The engine on fresh DynamoDB tables (two index shards), S3 payload
+/// bucket (payloads above 1 KiB) and SQS queues; `env` overrides engine
+/// settings.
 async fn aws_harness(env: Vec<(&'static str, String)>) -> Aws {
-    let sdk = moto::sdk_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-
-    let (executions_table, awaits_table, releases_table, workers_table, bucket) =
-        moto::create_engine_resources(&ddb, &s3).await;
-    let settings = DynamoStateSettings {
-        payload_bucket: bucket,
-        payload_prefix: "tpf/payloads".into(),
+    aws_engine(AwsOptions {
+        env,
         threshold_bytes: 1024,
         index_shards: 2,
-    };
-    let work_url = queue(&sqs, "work").await;
-    let dlq_url = queue(&sqs, "dead-letters").await;
-
-    let mut h = Harness::new(Options {
-        env,
-        restaurant_worker: false,
+        ..AwsOptions::default()
     })
-    .await;
-    let releases = Arc::new(DynamoReleaseRegistry::new(ddb.clone(), releases_table));
-    let workers = Arc::new(DynamoWorkerRegistry::new(ddb.clone(), workers_table));
-    let deps = tpf_core::actions::EngineDeps {
-        executions: Arc::new(DynamoExecutionStore::new(
-            ddb.clone(),
-            s3.clone(),
-            executions_table.clone(),
-            settings.clone(),
-        )),
-        awaits: Arc::new(DynamoAwaitStore::new(
-            ddb.clone(),
-            s3.clone(),
-            awaits_table,
-            settings.clone(),
-        )),
-        releases: releases.clone(),
-        workers: workers.clone(),
-        queue: Arc::new(SqsWorkQueue::new(sqs.clone(), work_url.clone())),
-        dead_letters: Arc::new(SqsDeadLetterSink::new(sqs.clone(), dlq_url.clone())),
-        ..h.deps.clone()
-    };
-    h.router = h.router_altered(deps.clone(), |_| {});
-    h.deps = deps;
-    h.release_deps = ReleaseDeps {
-        registry: releases,
-        ..h.release_deps.clone()
-    };
-    h.worker_deps = WorkerDeps {
-        registry: workers,
-        ..h.worker_deps.clone()
-    };
-    let spec = demo_release::DemoSpec::default();
-    h.activate_demo_release(&spec).await;
-    let url = h.worker_url.clone();
-    h.register_worker("kitchen-1", &url, &spec).await;
-    Aws {
-        h,
-        sqs,
-        work_url,
-        dlq_url,
-        ddb,
-        s3,
-        executions_table,
-        settings,
-    }
+    .await
 }
 
-impl Aws {
-    /// Receives what is visible on `url` now (everything, in pages of 10).
-    async fn receive(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut out = Vec::new();
-        loop {
-            let page = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .visibility_timeout(30)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            if page.is_empty() {
-                return out;
-            }
-            out.extend(page);
-        }
-    }
-
-    /// One dispatcher invocation as Lambda's SQS event source makes it: the
-    /// visible work messages as one `SqsEvent`, then the batch's successes
-    /// deleted. Returns the bodies dispatched.
-    async fn dispatch(&self) -> Vec<Value> {
-        let messages = self.receive(&self.work_url).await;
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
-        let response = dispatch_batch(&self.h.deps, event).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "batch failures: {:?}",
-            response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect::<Vec<_>>()
-        );
-        for m in &messages {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.work_url)
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        messages
-            .iter()
-            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
-            .collect()
-    }
-
-    /// The dead-letter envelopes now on the DLQ queue (consumed).
-    async fn dead_letters(&self) -> Vec<Value> {
-        let messages = self.receive(&self.dlq_url).await;
-        for m in &messages {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.dlq_url)
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        messages
-            .iter()
-            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
-            .collect()
-    }
-
+impl AwsEngine {
     /// Submits the demo order; returns the execution id.
     async fn submit_order(&self) -> String {
         let v = self.h.submit(submit_body("Ada Lovelace", None)).await;
@@ -685,144 +516,52 @@ async fn an_unreadable_interaction_response_fails_the_resume_with_payload_unavai
 /// ports, the conditions of §10.6, lost writes, SDK retries of a write that
 /// won) is `shared/tests/integration/dynamo_write_counts.rs`.
 mod store08_write_counts {
-    use super::moto;
+    use crate::aws_support::{aws_engine, AwsEngine, AwsOptions};
 
-    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use aws_sdk_dynamodb::config::SharedInterceptor;
     use serde_json::{json, Value};
     use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use tpf_core::actions::{ReleaseDeps, WorkerDeps};
-    use tpf_core::lambda_events::dispatch_batch;
     use tpf_core::providers::aws_requests::{AwsRequest, Outcome, RequestLog};
-    use tpf_core::providers::dynamo::{
-        DynamoAwaitStore, DynamoExecutionStore, DynamoReleaseRegistry, DynamoStateSettings,
-        DynamoWorkerRegistry,
-    };
-    use tpf_core::providers::sqs::{SqsDeadLetterSink, SqsWorkQueue};
     use tpf_tests::*;
 
     /// The engine on fresh DynamoDB tables, S3 bucket and SQS queues, every
     /// client of the engine recording into `log`; the test's own SQS client
     /// (receiving and deleting, as Lambda's event source does) does not.
     struct Counted {
-        h: Harness,
+        e: AwsEngine,
         log: RequestLog,
-        sqs: aws_sdk_sqs::Client,
-        work_url: String,
         /// Table name → role (`executions`, `awaits`, `releases`, `workers`).
         roles: BTreeMap<String, &'static str>,
     }
 
+    impl std::ops::Deref for Counted {
+        type Target = AwsEngine;
+        fn deref(&self) -> &AwsEngine {
+            &self.e
+        }
+    }
+
     /// `worker`: the example restaurant worker when `None`, else this URL.
+    /// The defaults of §10.1: threshold 8 KiB, one index shard.
     async fn counted_harness(worker: Option<String>) -> Counted {
-        let sdk = moto::sdk_config().await;
         let log = RequestLog::new();
-        let plain_ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        let plain_s3 = tpf_core::providers::s3::client(&sdk, None, None, true);
-        let plain_sqs = aws_sdk_sqs::Client::new(&sdk);
-        let ddb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
-                .interceptor(log.interceptor())
-                .build(),
-        );
-        let s3 = aws_sdk_s3::Client::from_conf(
-            plain_s3
-                .config()
-                .to_builder()
-                .interceptor(log.interceptor())
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&sdk)
-                .interceptor(log.interceptor())
-                .build(),
-        );
-
-        let (executions_table, awaits_table, releases_table, workers_table, bucket) =
-            moto::create_engine_resources(&plain_ddb, &plain_s3).await;
-        // The defaults of §10.1: threshold 8 KiB, one index shard.
-        let settings = DynamoStateSettings {
-            payload_bucket: bucket,
-            payload_prefix: "tpf/payloads".into(),
-            threshold_bytes: 8192,
-            index_shards: 1,
-        };
-        let queue_url = |prefix: &'static str| {
-            let plain_sqs = plain_sqs.clone();
-            async move {
-                plain_sqs
-                    .create_queue()
-                    .queue_name(moto::unique(prefix))
-                    .send()
-                    .await
-                    .unwrap()
-                    .queue_url
-                    .unwrap()
-            }
-        };
-        let work_url = queue_url("work").await;
-        let dlq_url = queue_url("dead-letters").await;
-
-        let mut h = Harness::new(Options {
-            env: vec![],
-            restaurant_worker: false,
+        let recorder = log.clone();
+        let e = aws_engine(AwsOptions {
+            worker_url: worker,
+            interceptors: vec![Box::new(move |_| {
+                SharedInterceptor::new(recorder.interceptor())
+            })],
+            ..AwsOptions::default()
         })
         .await;
-        let releases = Arc::new(DynamoReleaseRegistry::new(
-            ddb.clone(),
-            releases_table.clone(),
-        ));
-        let workers = Arc::new(DynamoWorkerRegistry::new(
-            ddb.clone(),
-            workers_table.clone(),
-        ));
-        let deps = tpf_core::actions::EngineDeps {
-            executions: Arc::new(DynamoExecutionStore::new(
-                ddb.clone(),
-                s3.clone(),
-                executions_table.clone(),
-                settings.clone(),
-            )),
-            awaits: Arc::new(DynamoAwaitStore::new(
-                ddb.clone(),
-                s3.clone(),
-                awaits_table.clone(),
-                settings,
-            )),
-            releases: releases.clone(),
-            workers: workers.clone(),
-            queue: Arc::new(SqsWorkQueue::new(sqs.clone(), work_url.clone())),
-            dead_letters: Arc::new(SqsDeadLetterSink::new(sqs, dlq_url)),
-            ..h.deps.clone()
-        };
-        h.router = h.router_altered(deps.clone(), |_| {});
-        h.deps = deps;
-        h.release_deps = ReleaseDeps {
-            registry: releases,
-            ..h.release_deps.clone()
-        };
-        h.worker_deps = WorkerDeps {
-            registry: workers,
-            ..h.worker_deps.clone()
-        };
-        let spec = demo_release::DemoSpec::default();
-        h.activate_demo_release(&spec).await;
-        let url = worker.unwrap_or_else(|| h.worker_url.clone());
-        h.register_worker("kitchen-1", &url, &spec).await;
         log.clear();
         let roles = BTreeMap::from([
-            (executions_table, "executions"),
-            (awaits_table, "awaits"),
-            (releases_table, "releases"),
-            (workers_table, "workers"),
+            (e.executions_table.clone(), "executions"),
+            (e.awaits_table.clone(), "awaits"),
+            (e.releases_table.clone(), "releases"),
+            (e.workers_table.clone(), "workers"),
         ]);
-        Counted {
-            h,
-            log,
-            sqs: plain_sqs,
-            work_url,
-            roles,
-        }
+        Counted { e, log, roles }
     }
 
     /// One operation's requests.
@@ -905,48 +644,10 @@ mod store08_write_counts {
         }
 
         /// One dispatcher invocation on the visible work messages (received
-        /// and deleted by the test's own client, as Lambda's event source).
+        /// and deleted by the test's own client, as Lambda's event source);
+        /// returns how many were dispatched.
         async fn dispatch(&self) -> usize {
-            let mut messages = Vec::new();
-            loop {
-                let page = self
-                    .sqs
-                    .receive_message()
-                    .queue_url(&self.work_url)
-                    .max_number_of_messages(10)
-                    .visibility_timeout(30)
-                    .send()
-                    .await
-                    .unwrap()
-                    .messages
-                    .unwrap_or_default();
-                if page.is_empty() {
-                    break;
-                }
-                messages.extend(page);
-            }
-            let mut event = SqsEvent::default();
-            event.records = messages
-                .iter()
-                .map(|m| {
-                    let mut r = SqsMessage::default();
-                    r.message_id = m.message_id.clone();
-                    r.body = m.body.clone();
-                    r
-                })
-                .collect();
-            let response = dispatch_batch(&self.h.deps, event).await;
-            assert!(response.batch_item_failures.is_empty());
-            for m in &messages {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.work_url)
-                    .receipt_handle(m.receipt_handle.clone().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            messages.len()
+            self.e.dispatch().await.len()
         }
 
         /// Runs the restaurant flow (submit, dispatch to the await, completion,

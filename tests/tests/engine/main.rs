@@ -9,6 +9,8 @@ mod moto;
 
 mod aws_faults;
 mod aws_flow;
+mod aws_requests;
+mod aws_support;
 mod engine_awaits;
 mod engine_bad_input;
 mod engine_complete;
