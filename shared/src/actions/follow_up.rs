@@ -3,7 +3,7 @@
 
 use super::submit_execution::enqueue_now;
 use super::EngineDeps;
-use crate::domain::awaits::{AwaitInteraction, UNIT_WAITING};
+use crate::domain::awaits::AwaitInteraction;
 use crate::domain::dead_letter::DeadLetter;
 use crate::domain::execution::ExecutionStatus;
 use crate::error::StoreError;
@@ -28,9 +28,10 @@ pub async fn parent_follow_up(
 ) -> Result<FollowUp, StoreError> {
     for _ in 0..3 {
         let now = deps.clock.now_ms();
+        // The state only: T7/T8 write no payload (no `input` read).
         let parent = deps
             .executions
-            .get(&i.tenant_id, &i.execution_id, now)
+            .get_state(&i.tenant_id, &i.execution_id, now)
             .await?;
         let Some(p) = parent else {
             return settle(deps, i, None).await;
@@ -175,18 +176,17 @@ pub async fn time_out(deps: &EngineDeps, open: &AwaitInteraction) -> Result<Foll
     parent_follow_up(deps, &current).await
 }
 
-/// Unit status after a completion (`WAITING_EXTERNAL` → `COMPLETED`).
+/// Unit status after a completion (`WAITING_EXTERNAL` → `COMPLETED`):
+/// `finish_unit`'s own condition (the unit still waiting, live) decides, so
+/// no read precedes it; `Lost` (a unit already terminal, missing or
+/// expired) leaves it as it is.
 pub(crate) async fn complete_unit(
     deps: &EngineDeps,
     i: &AwaitInteraction,
 ) -> Result<(), StoreError> {
     let now = deps.clock.now_ms();
-    if let Some(u) = deps.awaits.get_unit(&i.tenant_id, &i.unit_id, now).await? {
-        if u.status == UNIT_WAITING {
-            deps.awaits
-                .finish_unit(&i.tenant_id, &i.unit_id, "COMPLETED", now)
-                .await?;
-        }
-    }
+    deps.awaits
+        .finish_unit(&i.tenant_id, &i.unit_id, "COMPLETED", now)
+        .await?;
     Ok(())
 }

@@ -299,6 +299,21 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         now_ms: i64,
     ) -> Result<Option<crate::domain::execution::ExecutionRecord>, StoreError>;
+    /// [`ExecutionStore::get`] without the payload texts, for a change that
+    /// needs only the record's state and writes no payload (the parent
+    /// follow-up of an interaction, T7/T8 of `EXECUTION.md` §8.6): the
+    /// `input` payload is the JSON `null` and the result absent. A store
+    /// that keeps payloads apart saves their reads (`dynamo`: one
+    /// `GetItem` per follow-up instead of two); the default, for the stores
+    /// that keep them inside the record, is `get`.
+    async fn get_state(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::domain::execution::ExecutionRecord>, StoreError> {
+        self.get(tenant, execution_id, now_ms).await
+    }
     /// [`ExecutionStore::get`] for the dispatcher (`EXECUTION.md` §5.2): a
     /// record whose stored payloads cannot be read
     /// ([`StoreError::PayloadUnavailable`]) is still returned, so the claim

@@ -67,6 +67,8 @@ const CREATE_OR_EXPIRED: &str = "attribute_not_exists(#pk) OR #ttl <= :now_s";
 const PAYLOAD_PUT: &str = "attribute_not_exists(#pk) OR #ttl < :ttl";
 /// T2–T9: `#v = :v AND live`.
 const EXEC_UPDATE: &str = "#v = :expv AND #ttl > :now_s";
+/// T4 without a read: T2–T9's condition, and the `ttl` not growing.
+const EXEC_T4: &str = "#v = :expv AND #ttl > :now_s AND #ttl >= :grown_ttl";
 /// The correlation entry: create-if-absent, over an expired one, or already this mapping.
 const CORRELATION_PUT: &str = "attribute_not_exists(#pk) OR #ttl <= :now_s OR #iid = :iid";
 /// Complete / time out: `#v = :v AND #st IN (open) AND live`.
@@ -389,13 +391,8 @@ impl Counted {
         let next = completed(&current, now, response);
         self.written(self.awaits.update_interaction(&next, current.version, now))
             .await;
-        let unit = self
-            .awaits
-            .get_unit("acme", &next.unit_id, now)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(unit.status, "WAITING_EXTERNAL");
+        // As the completion does: the unit's own condition decides (no
+        // read), and the parent's state is read without its payloads.
         self.written(
             self.awaits
                 .finish_unit("acme", &next.unit_id, "COMPLETED", now),
@@ -403,7 +400,7 @@ impl Counted {
         .await;
         let parent = self
             .executions
-            .get("acme", &next.execution_id, now)
+            .get_state("acme", &next.execution_id, now)
             .await
             .unwrap()
             .unwrap();
@@ -557,13 +554,13 @@ async fn store08_an_await_import_is_three_put_items_and_t4_one_update() {
     c.wait(&claimed, &unit, &interaction, T0 + 30).await;
     let t4 = c.log.take();
     assert_consistent_and_ok(&t4);
-    // T4 is one UpdateItem while the TTL does not grow (§10.6, §10.8). It
-    // reads the execution item first: the stored `ttl` decides between the
-    // UpdateItem and the transaction. This read is not among §10.8's.
-    assert_eq!(labels(&t4), ["GetItem", "UpdateItem"]);
+    // T4 is one UpdateItem while the TTL does not grow (§10.6, §10.8),
+    // read nothing first: its condition includes the `ttl` not growing
+    // (a grown one fails it and the item returned decides the transaction).
+    assert_eq!(labels(&t4), ["UpdateItem"]);
     assert_eq!(
-        t4[1].item_writes,
-        [item_write("Update", &c.exec_table, EXEC_UPDATE, true)]
+        t4[0].item_writes,
+        [item_write("Update", &c.exec_table, EXEC_T4, true)]
     );
 }
 
@@ -610,17 +607,15 @@ async fn store08_a_completion_with_the_parent_waiting_is_four_updates() {
     assert_consistent_and_ok(&requests);
     // §10.8 "one completion, parent waiting": 4 = interaction, unit, T7,
     // settle UpdateItem (the response inline). Reads: the interaction
-    // (resolving the handle), the unit (`complete_unit` reads it before its
-    // conditional update), the parent (§8.6: execution item and its
-    // `input` payload item) — §10.8 lists the one before T7.
+    // (resolving the handle) and the parent's state (§8.6: the execution
+    // item only, `get_state`) — §10.8 lists the one before T7. The unit's
+    // finish is decided by its own condition (no read).
     assert_eq!(
         labels(&requests),
         [
             "GetItem",
             "UpdateItem",
-            "GetItem",
             "UpdateItem",
-            "GetItem",
             "GetItem",
             "UpdateItem",
             "UpdateItem"
@@ -713,11 +708,11 @@ async fn store08_a_three_step_execution_with_one_await_is_fourteen_writes() {
     // 14 = 2 (submit) + 1 (T2) + 3 (import) + 1 (T4) + 4 (completion) + 3
     // (T2, `result` payload, T3), every item under 1 KB.
     assert_eq!(write_count(&keyless), (14, 14));
-    // Reads: 2 per T2 and T7 (execution and `input` payload items), the
-    // unit at the import, the execution before T4, the interaction and the
-    // unit at the completion.
+    // Reads: 2 per T2 (execution and `input` payload items), the unit at
+    // the import, the interaction and the parent's state (1) at the
+    // completion; none before T4 or the unit's finish.
     let reads = keyless.iter().filter(|r| r.is_read()).count();
-    assert_eq!(reads, 2 + 1 + 1 + 2 + 2 + 2);
+    assert_eq!(reads, 2 + 1 + 1 + 1 + 2);
     assert!(keyless.iter().all(|r| r.service == "dynamodb"), "no S3");
 
     let (r, k) = keyed("e-run-keyed", "order-run", T0);
@@ -787,10 +782,20 @@ async fn store08_a_t4_that_grows_the_ttl_extends_the_other_items_in_its_transact
     c.log.clear();
     c.wait(&claimed, &unit, &interaction, T0 + 20).await;
     let requests = c.log.take();
-    assert_consistent_and_ok(&requests);
+    // The guarded UpdateItem fails on the grown `ttl` (the item it returns
+    // decides: 1 WRU, in place of a consistent read's 1 RRU), then
     // §10.6 T4: a TransactWriteItems of the execution, its `input` payload
     // item and its key entry (no history chunk yet).
-    assert_eq!(labels(&requests), ["GetItem", "TransactWriteItems(3)"]);
+    assert_eq!(labels(&requests), ["UpdateItem", "TransactWriteItems(3)"]);
+    assert_eq!(
+        requests[0].item_writes,
+        [item_write("Update", &c.exec_table, EXEC_T4, true)]
+    );
+    assert_eq!(
+        requests[0].error_code(),
+        Some("ConditionalCheckFailedException")
+    );
+    assert_consistent_and_ok(&requests[1..]);
     let exec = &c.exec_table;
     assert_eq!(
         requests[1].item_writes,
@@ -1087,7 +1092,9 @@ async fn store08_a_retried_transaction_that_won_is_recognised_as_won() {
         .unwrap();
     assert_eq!(out, Write::Written);
     let requests = c.log.take();
-    assert_eq!(labels(&requests), ["GetItem", "TransactWriteItems(3)"]);
+    // The guarded UpdateItem failing on the grown `ttl`, then the
+    // transaction (see the test above).
+    assert_eq!(labels(&requests), ["UpdateItem", "TransactWriteItems(3)"]);
     assert_eq!(requests[1].attempts, 2);
     assert_eq!(
         requests[1].error_code(),

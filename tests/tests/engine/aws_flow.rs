@@ -738,9 +738,9 @@ mod store08_write_counts {
             // First dispatch: T2 (after its consistent read of the execution
             // and, as `get` loads the record, of its `input` payload item), the
             // import (§10.8: 3 PutItem, after the GetItem of the unit; the
-            // request is inline), T4 (one UpdateItem: the TTL does not grow;
-            // it reads the execution first), then §5.2's post-commit check of
-            // the interaction.
+            // request is inline), T4 (one UpdateItem, read nothing first: its
+            // condition holds while the TTL does not grow), then §5.2's
+            // post-commit check of the interaction.
             assert_eq!(
                 suspend.state(),
                 strings(&[
@@ -751,7 +751,6 @@ mod store08_write_counts {
                     "awaits:PutItem",
                     "awaits:PutItem",
                     "awaits:PutItem",
-                    "executions:GetItem",
                     "executions:UpdateItem",
                     "awaits:GetItem",
                 ])
@@ -759,17 +758,16 @@ mod store08_write_counts {
             assert_eq!(suspend.writes(), (5, 5));
 
             // Completion, parent waiting (§10.8: 4 = interaction, unit, T7,
-            // settle UpdateItem): read the interaction, complete it, read the
-            // unit and finish it, read the parent (execution and `input`
-            // payload items), T7, enqueue the resume, settle.
+            // settle UpdateItem): read the interaction, complete it, finish
+            // the unit (its condition decides; no read), read the parent's
+            // state (the execution item, not its payloads), T7, enqueue the
+            // resume, settle.
             assert_eq!(
                 complete.state(),
                 strings(&[
                     "awaits:GetItem",
                     "awaits:UpdateItem",
-                    "awaits:GetItem",
                     "awaits:UpdateItem",
-                    "executions:GetItem",
                     "executions:GetItem",
                     "executions:UpdateItem",
                     "sqs:SendMessage",

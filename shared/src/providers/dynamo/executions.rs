@@ -718,6 +718,38 @@ impl DynamoExecutionStore {
         )
     }
 
+    /// A change that is one conditional `UpdateItem` of the execution item
+    /// (a lost condition whose stored item is this very change — an SDK
+    /// retry of a write that won — is `Written`).
+    async fn plain_update(
+        &self,
+        next: &ExecutionRecord,
+        event: &HistoryEvent,
+        expr: &Expr,
+        condition: &str,
+    ) -> Result<Write, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                pk_of(&next.tenant_id, &next.execution_id),
+                EXEC_SK,
+            )))
+            .update_expression(expr.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        Ok(match conditional("UpdateItem", result, update_failed)? {
+            Conditional::Done => Write::Written,
+            Conditional::Failed(Some(old)) if is_own_update(&old, next, event) => Write::Written,
+            Conditional::Failed(_) => Write::Lost,
+        })
+    }
+
     /// A change that is a transaction: the spill and/or the TTL extension.
     #[allow(clippy::too_many_arguments)]
     async fn transact_change(
@@ -887,6 +919,26 @@ impl ExecutionStore for DynamoExecutionStore {
         }
     }
 
+    async fn get_state(
+        &self,
+        tenant: &str,
+        execution_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        if !is_tenant(tenant) {
+            return Ok(None);
+        }
+        // No change writes `in` back, and a change of a record without
+        // `result_payload` removes `out`: the callers change only records
+        // that hold none (WAITING_EXTERNAL).
+        match self.get_exec(tenant, execution_id).await? {
+            Some(item) if is_live(&item, now_ms) => {
+                Ok(Some(record_from(&item, "null".to_owned(), None)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn get_for_dispatch(
         &self,
         tenant: &str,
@@ -958,9 +1010,12 @@ impl ExecutionStore for DynamoExecutionStore {
         }
         let (tenant, id) = (&next.tenant_id, &next.execution_id);
         let spill = next.version % INLINE_EVENTS == 0;
+        // A T4 may grow `ttl`: its plain `UpdateItem` is conditioned on the
+        // stored `ttl` not growing, and the item it then returns (ALL_OLD)
+        // decides the transaction, so it reads nothing first.
         let may_grow = next.status == ExecutionStatus::WaitingExternal;
-        // The spill needs the eight events, a T4 the stored `ttl`.
-        let current = if spill || may_grow {
+        // The spill needs the eight events.
+        let current = if spill {
             match self.get_exec(tenant, id).await? {
                 Some(item)
                     if is_live(&item, now_ms)
@@ -987,7 +1042,7 @@ impl ExecutionStore for DynamoExecutionStore {
             ),
             None => None,
         };
-        let (expr, condition) = Self::change_expr(
+        let (mut expr, condition) = Self::change_expr(
             next,
             expected_version,
             event,
@@ -1017,23 +1072,50 @@ impl ExecutionStore for DynamoExecutionStore {
                 .transact_change(next, event, &expr, condition, chunk, extensions)
                 .await;
         }
+        if !(may_grow && current.is_none()) {
+            return self.plain_update(next, event, &expr, condition).await;
+        }
+        // Without a read, a T4 holds as one `UpdateItem` only if `ttl` does
+        // not grow (the usual case: a deadline within the TTL).
+        let unguarded = expr.clone();
+        let ttl = expr.name(TTL);
+        expr.value(":grown_ttl", n(next.ttl_epoch_s));
+        let guarded = format!("{condition} AND {ttl} >= :grown_ttl");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk_of(tenant, id), EXEC_SK)))
             .update_expression(expr.update_expression())
-            .condition_expression(condition)
+            .condition_expression(guarded)
             .set_expression_attribute_names(Some(expr.names.clone()))
             .set_expression_attribute_values(Some(expr.values.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(match conditional("UpdateItem", result, update_failed)? {
-            Conditional::Done => Write::Written,
-            Conditional::Failed(Some(old)) if is_own_update(&old, next, event) => Write::Written,
-            Conditional::Failed(_) => Write::Lost,
-        })
+        match conditional("UpdateItem", result, update_failed)? {
+            Conditional::Done => Ok(Write::Written),
+            Conditional::Failed(Some(old)) if is_own_update(&old, next, event) => {
+                Ok(Write::Written)
+            }
+            // The change holds but grows `ttl`: decided on the item returned
+            // (ALL_OLD) as on a read, the transaction extending the
+            // execution's other items (or, with none, the plain change).
+            Conditional::Failed(Some(old))
+                if is_live(&old, now_ms)
+                    && get_n::<u64>(&old, "v").ok() == Some(expected_version)
+                    && get_n::<i64>(&old, TTL).is_ok_and(|t| t < next.ttl_epoch_s) =>
+            {
+                let extensions = self.extensions(next, &old)?;
+                if extensions.is_empty() {
+                    self.plain_update(next, event, &unguarded, condition).await
+                } else {
+                    self.transact_change(next, event, &unguarded, condition, None, extensions)
+                        .await
+                }
+            }
+            Conditional::Failed(_) => Ok(Write::Lost),
+        }
     }
 
     async fn history(
