@@ -51,10 +51,15 @@ pub async fn build_state(config: &Config) -> Result<AppState, ConfigError> {
 }
 
 /// AWS clients of one cold start, each built on first use and shared by
-/// every provider that needs it.
+/// every provider that needs it. The SDK's default chain (credentials,
+/// region, `AWS_*` settings, profile files) is resolved once for all of
+/// them: each `aws_config` load re-reads the environment and profile files
+/// and builds its own HTTPS client (root certificates parsed again), which
+/// is start-up time (BENCHMARKS.md, cold start).
 struct AwsClients<'a> {
     config: &'a Config,
     dynamo_settings: &'a DynamoSettings,
+    shared: tokio::sync::OnceCell<aws_config::SdkConfig>,
     dynamo: tokio::sync::OnceCell<aws_sdk_dynamodb::Client>,
     s3: tokio::sync::OnceCell<aws_sdk_s3::Client>,
     sqs: tokio::sync::OnceCell<aws_sdk_sqs::Client>,
@@ -65,22 +70,28 @@ impl<'a> AwsClients<'a> {
         Self {
             config,
             dynamo_settings: &config.dynamo,
+            shared: tokio::sync::OnceCell::new(),
             dynamo: tokio::sync::OnceCell::new(),
             s3: tokio::sync::OnceCell::new(),
             sqs: tokio::sync::OnceCell::new(),
         }
     }
 
+    /// The SDK's default configuration, loaded on first use.
+    async fn shared(&self) -> &aws_config::SdkConfig {
+        self.shared
+            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .await
+    }
+
     /// S3 with the `TPF_RELEASES_STORAGE_S3_*` region, endpoint and path style.
     async fn s3(&self) -> aws_sdk_s3::Client {
         self.s3
             .get_or_init(|| async {
-                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .load()
-                    .await;
+                let shared = self.shared().await;
                 let s = &self.config.s3;
                 crate::providers::s3::client(
-                    &shared,
+                    shared,
                     s.region.as_deref().map(str::trim),
                     s.endpoint_override.as_deref().map(str::trim),
                     s.path_style_access,
@@ -94,11 +105,9 @@ impl<'a> AwsClients<'a> {
     async fn sqs(&self) -> aws_sdk_sqs::Client {
         self.sqs
             .get_or_init(|| async {
-                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .load()
-                    .await;
+                let shared = self.shared().await;
                 let s = &self.config.engine.sqs;
-                let mut builder = aws_sdk_sqs::config::Builder::from(&shared);
+                let mut builder = aws_sdk_sqs::config::Builder::from(shared);
                 if let Some(region) = s.region.as_deref().map(str::trim) {
                     builder = builder.region(aws_sdk_sqs::config::Region::new(region.to_owned()));
                 }
@@ -113,7 +122,7 @@ impl<'a> AwsClients<'a> {
 
     async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         self.dynamo
-            .get_or_init(|| dynamo_client(self.dynamo_settings))
+            .get_or_init(|| async { dynamo_client_from(self.shared().await, self.dynamo_settings) })
             .await
             .clone()
     }
@@ -126,7 +135,15 @@ pub async fn dynamo_client(settings: &DynamoSettings) -> aws_sdk_dynamodb::Clien
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
+    dynamo_client_from(&shared, settings)
+}
+
+/// [`dynamo_client`] on an already loaded SDK configuration.
+fn dynamo_client_from(
+    shared: &aws_config::SdkConfig,
+    settings: &DynamoSettings,
+) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(shared);
     if let Some(region) = settings.region.as_deref().map(str::trim) {
         builder = builder.region(aws_sdk_dynamodb::config::Region::new(region.to_owned()));
     }

@@ -35,7 +35,11 @@ pub const WORKER_SECRET_UNAVAILABLE: &str = "WORKER_SECRET_UNAVAILABLE";
 /// followed, TLS certificates verified, a connect timeout and a timeout for
 /// the whole exchange, response bodies read up to a size limit.
 pub struct RestWorkerTransport {
-    client: reqwest::Client,
+    /// Built on the first call: building it loads and parses the platform's
+    /// root certificates (several ms of CPU), a cost a cold start should not
+    /// pay when the function answers without calling a worker (health,
+    /// status, submit, a sweep without follow-ups). See BENCHMARKS.md.
+    client: std::sync::OnceLock<reqwest::Client>,
     secret: CachedSecret,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -77,16 +81,8 @@ impl RestWorkerTransport {
         if connect_timeout.is_zero() || request_timeout.is_zero() {
             return Err("worker connect and request timeouts must be positive".into());
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
-            // Worker calls go straight to the registered endpoint.
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the REST worker HTTP client: {e}"))?;
         Ok(Self {
-            client,
+            client: std::sync::OnceLock::new(),
             secret,
             connect_timeout,
             request_timeout,
@@ -106,6 +102,24 @@ impl RestWorkerTransport {
         TransitionFailure::from_worker(failure, &self.extra_non_retryable)
     }
 
+    /// The HTTP client, built on first use; Err (a TLS backend that cannot
+    /// be initialised) is retried on the next call.
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            // Worker calls go straight to the registered endpoint.
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build the REST worker HTTP client: {e}"))?;
+        // A concurrent first call may have won; either client is equivalent.
+        Ok(self.client.get_or_init(|| client))
+    }
+
     /// A request to `url` carrying the three signature headers over `body`,
     /// signed with the fixed protocol `path`.
     fn signed(
@@ -115,12 +129,12 @@ impl RestWorkerTransport {
         path: &str,
         secret: &str,
         body: Vec<u8>,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder, String> {
         let timestamp = format_timestamp(now_ms());
         let nonce = uuid::Uuid::new_v4().to_string();
         let signature = sign(secret, method.as_str(), path, &timestamp, &nonce, &body);
         let mut request = self
-            .client
+            .client()?
             .request(method, url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(TIMESTAMP_HEADER, timestamp)
@@ -131,7 +145,7 @@ impl RestWorkerTransport {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body);
         }
-        request
+        Ok(request)
     }
 
     /// Reads the body, stopping as soon as it exceeds the size limit.
@@ -209,7 +223,9 @@ impl WorkerTransport for RestWorkerTransport {
         // Compact JSON; the signature covers exactly these bytes.
         let body = serde_json::to_vec(command).expect("a TransitionCommand always serialises");
 
-        let request = self.signed(Method::POST, url, EXECUTE_PATH, &secret, body);
+        let request = self
+            .signed(Method::POST, url, EXECUTE_PATH, &secret, body)
+            .map_err(|why| unreachable(id, &why))?;
         let result = match request.send().await {
             Err(e) => Err(self.send_failure(&e, id)),
             Ok(response) if !response.status().is_success() => {
@@ -262,6 +278,7 @@ impl WorkerTransport for RestWorkerTransport {
         let url = endpoint_url(endpoint, CAPABILITIES_PATH).map_err(ProbeError::Unreachable)?;
         let request = self
             .signed(Method::GET, url, CAPABILITIES_PATH, &secret, Vec::new())
+            .map_err(ProbeError::Unreachable)?
             .timeout(CAPABILITIES_REQUEST_TIMEOUT);
         let probe_timeout = || {
             format!(
