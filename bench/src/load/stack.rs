@@ -33,7 +33,9 @@ use serde_json::Value;
 
 use tpf_core::actions::register_release::DescriptorSource;
 use tpf_core::actions::register_worker::RegisterWorker;
-use tpf_core::actions::{activate_release, register_release, register_worker, EngineDeps};
+use tpf_core::actions::{
+    activate_release, heartbeat_worker, register_release, register_worker, EngineDeps,
+};
 use tpf_core::config::{Config, FunctionName};
 use tpf_core::http::{router, AppState};
 use tpf_core::ports::SystemClock;
@@ -49,6 +51,8 @@ pub const CONTROL_TOKEN: &str = "load-control-token";
 pub const ADMIN_TOKEN: &str = "load-admin-token";
 /// Shared secret between the coordinator and the example worker.
 pub const WORKER_SECRET: &str = "load-worker-secret";
+/// How often the example worker's registration is refreshed.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 /// Region of the moto stack.
 const REGION: &str = "us-east-1";
 /// Stack name of the moto resources (`<stack>-<LogicalId>`).
@@ -483,6 +487,20 @@ impl Stack {
         register_worker::run(&worker_deps, TENANT, &spec.pipeline_id, registration)
             .await
             .map_err(|e| LoadError::Setup(format!("register worker: {e:?}")))?;
+        // A live worker heartbeats (else it turns STALE after
+        // TPF_WORKER_LIFECYCLE_STALE_AFTER and submits answer 503).
+        let pipeline = spec.pipeline_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) =
+                    heartbeat_worker::run(&worker_deps, TENANT, &pipeline, "kitchen-1").await
+                {
+                    tracing::warn!(error = ?e, "worker heartbeat failed");
+                }
+            }
+        }));
 
         Ok(Stack {
             kind,
