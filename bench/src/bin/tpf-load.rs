@@ -52,7 +52,7 @@ fn command() -> Command {
         .arg(Arg::new("sweep-s").long("sweep-s").default_value("30")
             .value_parser(value_parser!(u64)).help("sweep interval / sweeper schedule, seconds"))
         .arg(Arg::new("out").long("out").value_name("FILE")
-            .help("result file (default target/bench-load-<stack>.json)"))
+            .help("result file (default target/bench-load-<stack>.json; ignored with --stack all)"))
         .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue)
             .help("no progress bar"))
 }
@@ -199,7 +199,7 @@ fn print_result(
 }
 
 /// `--stack all`: each stack in a child process of this binary, the other
-/// arguments passed on.
+/// arguments passed on (but `--out`: each child writes its default file).
 fn run_all() -> Result<bool, LoadError> {
     let exe = std::env::current_exe().map_err(|e| LoadError::Setup(format!("own path: {e}")))?;
     let mut args: Vec<String> = Vec::new();
@@ -209,11 +209,12 @@ fn run_all() -> Result<bool, LoadError> {
             skip = false;
             continue;
         }
-        if a == "--stack" {
+        // Each child picks its own stack and its own default result file.
+        if a == "--stack" || a == "--out" {
             skip = true;
             continue;
         }
-        if a.starts_with("--stack=") {
+        if a.starts_with("--stack=") || a.starts_with("--out=") {
             continue;
         }
         args.push(a);
