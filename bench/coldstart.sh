@@ -27,9 +27,10 @@ if [[ "${1:-}" == sizes ]]; then
     cargo lambda build --release --arm64 "${packages[@]}"
     printf '%-17s %12s %12s %s\n' function bootstrap zip budget
     for f in "${functions[@]}"; do
-        bin=$(stat -c %s "$lambda_dir/$f/bootstrap")
-        zip=$(stat -c %s "$lambda_dir/$f/bootstrap.zip")
+        bin=$(stat -c %s "$lambda_dir/$f/bootstrap" 2>/dev/null || echo 0)
+        zip=$(stat -c %s "$lambda_dir/$f/bootstrap.zip" 2>/dev/null || echo -)
         verdict=ok
+        ((bin > 0)) || verdict="missing"
         ((bin <= budget)) || verdict="OVER 8 MB"
         printf '%-17s %12d %12d %s\n' "$f" "$bin" "$zip" "$verdict"
     done
