@@ -13,7 +13,7 @@
 //! no wait) meet the same fault. Once the fault is removed the stored state
 //! is read back, raw from the tables and through the routes.
 
-use crate::aws_support::{aws_engine, AwsOptions};
+use crate::aws_support::{aws_engine, sqs_event, AwsOptions};
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::SharedInterceptor;
 
@@ -353,17 +353,7 @@ impl Faulty {
     /// One dispatcher invocation over the visible work messages.
     async fn dispatch(&self) -> usize {
         let messages = self.take_work().await;
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
-        let response = dispatch_batch(&self.h.deps, event).await;
+        let response = dispatch_batch(&self.h.deps, sqs_event(&messages)).await;
         assert!(response.batch_item_failures.is_empty());
         messages.len()
     }

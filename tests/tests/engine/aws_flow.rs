@@ -516,9 +516,8 @@ async fn an_unreadable_interaction_response_fails_the_resume_with_payload_unavai
 /// ports, the conditions of §10.6, lost writes, SDK retries of a write that
 /// won) is `shared/tests/integration/dynamo_write_counts.rs`.
 mod store08_write_counts {
-    use crate::aws_support::{aws_engine, AwsEngine, AwsOptions};
+    use crate::aws_support::{counted_engine, AwsEngine};
 
-    use aws_sdk_dynamodb::config::SharedInterceptor;
     use serde_json::{json, Value};
     use std::collections::BTreeMap;
     use tpf_core::providers::aws_requests::{AwsRequest, Outcome, RequestLog};
@@ -544,17 +543,7 @@ mod store08_write_counts {
     /// `worker`: the example restaurant worker when `None`, else this URL.
     /// The defaults of §10.1: threshold 8 KiB, one index shard.
     async fn counted_harness(worker: Option<String>) -> Counted {
-        let log = RequestLog::new();
-        let recorder = log.clone();
-        let e = aws_engine(AwsOptions {
-            worker_url: worker,
-            interceptors: vec![Box::new(move |_| {
-                SharedInterceptor::new(recorder.interceptor())
-            })],
-            ..AwsOptions::default()
-        })
-        .await;
-        log.clear();
+        let (e, log) = counted_engine(worker).await;
         let roles = BTreeMap::from([
             (e.executions_table.clone(), "executions"),
             (e.awaits_table.clone(), "awaits"),

@@ -17,9 +17,8 @@
 //! table `BENCHMARKS.md` quotes:
 //! `cargo test -p tpf-tests --test engine aws_requests -- --nocapture --test-threads 1`.
 
-use crate::aws_support::{aws_engine, AwsEngine, AwsOptions};
+use crate::aws_support::{counted_engine, AwsEngine};
 
-use aws_sdk_dynamodb::config::SharedInterceptor;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tpf_core::providers::aws_requests::{dynamo_item_size, AwsRequest, Outcome, RequestLog};
@@ -32,19 +31,8 @@ struct Counted {
 }
 
 /// `worker`: the example restaurant worker when `None`, else this URL.
-/// §10.1's defaults: payloads inline up to 8 KiB, one index shard.
 async fn counted(worker: Option<String>) -> Counted {
-    let log = RequestLog::new();
-    let recorder = log.clone();
-    let e = aws_engine(AwsOptions {
-        worker_url: worker,
-        interceptors: vec![Box::new(move |_| {
-            SharedInterceptor::new(recorder.interceptor())
-        })],
-        ..AwsOptions::default()
-    })
-    .await;
-    log.clear();
+    let (e, log) = counted_engine(worker).await;
     Counted { e, log }
 }
 

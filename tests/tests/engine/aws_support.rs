@@ -42,6 +42,43 @@ impl Service {
     }
 }
 
+/// The `SqsEvent` Lambda's event source would hand the dispatcher for these
+/// received messages (id and body; the rest is not read).
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.body = m.body.clone();
+            r
+        })
+        .collect();
+    event
+}
+
+/// The engine with every one of its clients recording into the returned
+/// log (cleared after set-up), for the request-count tests; `worker`: the
+/// example restaurant worker when `None`, else this URL. §10.1's defaults:
+/// payloads inline up to 8 KiB, one index shard.
+pub async fn counted_engine(
+    worker: Option<String>,
+) -> (AwsEngine, tpf_core::providers::aws_requests::RequestLog) {
+    let log = tpf_core::providers::aws_requests::RequestLog::new();
+    let recorder = log.clone();
+    let e = aws_engine(AwsOptions {
+        worker_url: worker,
+        interceptors: vec![Box::new(move |_| {
+            SharedInterceptor::new(recorder.interceptor())
+        })],
+        ..AwsOptions::default()
+    })
+    .await;
+    log.clear();
+    (e, log)
+}
+
 /// Builds the interceptor one engine client of `Service` carries.
 pub type InterceptorFactory = Box<dyn Fn(Service) -> SharedInterceptor + Send + Sync>;
 
@@ -246,17 +283,7 @@ impl AwsEngine {
     /// the bodies dispatched.
     pub async fn dispatch(&self) -> Vec<Value> {
         let messages = self.receive(&self.work_url).await;
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.body = m.body.clone();
-                r
-            })
-            .collect();
-        let response = dispatch_batch(&self.h.deps, event).await;
+        let response = dispatch_batch(&self.h.deps, sqs_event(&messages)).await;
         assert!(
             response.batch_item_failures.is_empty(),
             "batch failures: {:?}",
