@@ -293,28 +293,22 @@ impl AwsEngine {
                 .map(|f| f.item_identifier.clone())
                 .collect::<Vec<_>>()
         );
-        for m in &messages {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.work_url)
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        messages
-            .iter()
-            .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
-            .collect()
+        self.consume(&self.work_url, &messages).await
     }
 
     /// The messages now on the dead-letter queue (consumed), as JSON.
     pub async fn dead_letters(&self) -> Vec<Value> {
         let messages = self.receive(&self.dlq_url).await;
-        for m in &messages {
+        self.consume(&self.dlq_url, &messages).await
+    }
+
+    /// Deletes received `messages` from the queue at `url` (on the plain
+    /// client) and returns their bodies as JSON.
+    async fn consume(&self, url: &str, messages: &[aws_sdk_sqs::types::Message]) -> Vec<Value> {
+        for m in messages {
             self.sqs
                 .delete_message()
-                .queue_url(&self.dlq_url)
+                .queue_url(url)
                 .receipt_handle(m.receipt_handle.clone().unwrap())
                 .send()
                 .await
