@@ -370,24 +370,6 @@ fn criterion_estimates(route: &str, since: SystemTime) -> Value {
     json!({"criterionMeanUs": us("mean"), "criterionMedianUs": us("median"), "criterionSlopeUs": us("slope")})
 }
 
-fn machine() -> Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_default();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    // Other processes share these cores: the load tells how quiet they were.
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    json!({"nproc": nproc, "cpu": cpu, "loadAvg": load, "os": std::env::consts::OS, "arch": std::env::consts::ARCH})
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
@@ -447,7 +429,7 @@ fn main() {
             extra: criterion_estimates(name, started),
         })
         .collect();
-    let machine = machine();
+    let machine = tpf_bench::load::machine();
     println!(
         "\nPercentile pass: {requests} timed requests per route after {warm_up} warm-up (in process, memory providers)\nmachine: {machine}\n{}",
         latency::table(&results)
