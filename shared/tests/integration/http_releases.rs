@@ -395,6 +395,36 @@ fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     buf.into_inner()
 }
 
+/// Nothing stored in the artifact store, no release record for `1.0`, and an
+/// empty release list.
+async fn assert_nothing_registered(app: &TestApp) {
+    assert_eq!(stored_objects(app), Vec::<String>::new(), "nothing stored");
+    req("GET", &format!("{RELEASES}/1.0"))
+        .admin()
+        .send(app)
+        .await
+        .assert_error(404, "RELEASE_NOT_FOUND");
+    let list = req("GET", RELEASES).admin().send(app).await;
+    assert_eq!(list.assert_ok(), &json!([]), "no record listed");
+}
+
+/// Replaces every occurrence of `from` in `buf` by `to` (same length).
+fn replace_all(buf: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+    assert_eq!(from.len(), to.len());
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= buf.len() {
+        if &buf[i..i + from.len()] == from {
+            buf[i..i + to.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
 #[tokio::test]
 async fn reg10_jar_needs_a_contract_other_local_kinds_do_not() {
     let app = release_app(Options::default());
@@ -411,6 +441,7 @@ async fn reg10_jar_needs_a_contract_other_local_kinds_do_not() {
         register_path(&app, &p)
             .await
             .assert_error(400, "CONTRACT_MISSING");
+        assert_nothing_registered(&app).await;
     }
     let d = write_artifact(&app, "r", "worker", b"#!/bin/sh\necho hi\n");
     let desc = descriptor_with(
@@ -476,6 +507,7 @@ async fn reg11_contract_identity_structure_and_unknown_members() {
         );
         let p = write_descriptor(&app, "r", &desc);
         register_path(&app, &p).await.assert_error(status, code);
+        assert_nothing_registered(&app).await;
     }
     let mut extended = contract(&DemoSpec::default());
     extended["futureMember"] = json!({"kept": [1, 2]});
@@ -487,6 +519,51 @@ async fn reg11_contract_identity_structure_and_unknown_members() {
     let p = write_descriptor(&app, "r", &desc);
     let r = register_path(&app, &p).await;
     assert_eq!(r.assert_ok()["contract"], extended, "stored as read");
+}
+
+#[tokio::test]
+async fn reg11_duplicated_contract_entry_is_contract_invalid_and_stores_nothing() {
+    const ENTRY: &str = "META-INF/pipeline/pipeline-contract.json";
+    let app = release_app(Options::default());
+    let good = serde_json::to_vec(&contract(&DemoSpec::default())).unwrap();
+    // The zip writer refuses duplicate names: write two entries whose names
+    // have the contract entry's length, then rename both (local header and
+    // central directory) to the contract entry.
+    let (x, y) = (
+        "META-INF/pipeline/pipeline-contract.jsoX",
+        "META-INF/pipeline/pipeline-contract.jsoY",
+    );
+    let once = zip_with(&[(x, &good)]);
+    let mut twice = zip_with(&[(x, &good), (y, &good)]);
+    assert_eq!(replace_all(&mut twice, x.as_bytes(), ENTRY.as_bytes()), 2);
+    assert_eq!(replace_all(&mut twice, y.as_bytes(), ENTRY.as_bytes()), 2);
+    let d = write_artifact(&app, "r", "twice.jar", &twice);
+    let desc = descriptor_with(
+        "1.0",
+        json!([{"artifactId": "app", "kind": "jar", "uri": "twice.jar", "digest": d}]),
+    );
+    let p = write_descriptor(&app, "r", &desc);
+    let r = register_path(&app, &p).await;
+    r.assert_error(400, "CONTRACT_INVALID");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("twice"),
+        "{}",
+        r.body
+    );
+    assert_nothing_registered(&app).await;
+    // The same bytes with the entry once (same renaming) register: the
+    // refusal above is the duplicate, not the renaming.
+    let mut once = once;
+    assert_eq!(replace_all(&mut once, x.as_bytes(), ENTRY.as_bytes()), 2);
+    let d = write_artifact(&app, "r", "once.jar", &once);
+    let desc = descriptor_with(
+        "1.0",
+        json!([{"artifactId": "app", "kind": "jar", "uri": "once.jar", "digest": d}]),
+    );
+    let p = write_descriptor(&app, "r", &desc);
+    let r = register_path(&app, &p).await;
+    assert_eq!(r.assert_ok()["contract"], contract(&DemoSpec::default()));
+    assert_eq!(stored_objects(&app).len(), 1);
 }
 
 #[tokio::test]
@@ -733,6 +810,12 @@ async fn rac09_symlinks_escaping_the_root_are_refused_inside_ones_followed() {
     register_path(&app, &inside.descriptor_path)
         .await
         .assert_error(400, "LOCATION_NOT_ALLOWED");
+    assert_eq!(stored_objects(&app), Vec::<String>::new(), "nothing stored");
+    req("GET", &format!("{RELEASES}/2.0"))
+        .admin()
+        .send(&app)
+        .await
+        .assert_error(404, "RELEASE_NOT_FOUND");
     // A relative link staying inside the root works.
     let real = write_release(&app.root, &spec("3.0")).unwrap();
     // (A directory link, so the descriptor's relative artifact uri resolves too.)
@@ -794,6 +877,18 @@ async fn rac11_size_limits_and_ignored_bodies() {
         .assert_error(413, "PAYLOAD_TOO_LARGE");
     let demo = write_release(&app.root, &spec("1.0")).unwrap();
     register_path(&app, &demo.descriptor_path).await.assert_ok();
+    // COM-04: the GET routes ignore any body, even one that is not JSON,
+    // not declared as JSON and over the 256 KiB limit.
+    let get = |path: String| {
+        req("GET", &path)
+            .admin()
+            .header("content-type", "text/plain")
+            .raw(vec![b'{'; 300_000])
+    };
+    get(format!("{RELEASES}/active"))
+        .send(&app)
+        .await
+        .assert_error(404, "RELEASE_NOT_FOUND"); // nothing active yet
     let r = req("POST", &format!("{RELEASES}/1.0/activate"))
         .admin()
         .header("content-type", "image/png")
@@ -801,6 +896,76 @@ async fn rac11_size_limits_and_ignored_bodies() {
         .send(&app)
         .await;
     assert_eq!(r.assert_ok()["status"], "ACTIVE");
+    let list = get(RELEASES.to_string()).send(&app).await;
+    let list = list.assert_ok().as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["releaseVersion"], "1.0");
+    let one = get(format!("{RELEASES}/1.0")).send(&app).await;
+    assert_eq!(one.assert_ok()["status"], "ACTIVE");
+    let active = get(format!("{RELEASES}/active")).send(&app).await;
+    assert_eq!(active.assert_ok()["releaseVersion"], "1.0");
+    let log = get(format!("{RELEASES}/activations")).send(&app).await;
+    let events = log.assert_ok()["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["releaseVersion"], "1.0");
+}
+
+#[tokio::test]
+async fn register_refuses_malformed_json_other_media_types_and_wrong_tokens_storing_nothing() {
+    let app = release_app(Options::default());
+    let demo = write_release(&app.root, &spec("1.0")).unwrap();
+    let path = demo.descriptor_path.to_str().unwrap().to_string();
+    let valid = serde_json::to_vec(&json!({"releaseDescriptorPath": path})).unwrap();
+    let url = format!("{RELEASES}/register");
+    // Malformed JSON, and a member given twice (both copies valid).
+    let duplicate = format!(
+        r#"{{"releaseDescriptorPath":{p},"releaseDescriptorPath":{p}}}"#,
+        p = json!(path)
+    );
+    for body in [b"{".to_vec(), duplicate.into_bytes()] {
+        req("POST", &url)
+            .admin()
+            .header("content-type", "application/json")
+            .raw(body)
+            .send(&app)
+            .await
+            .assert_error(400, "INVALID_JSON");
+        assert_nothing_registered(&app).await;
+    }
+    // A valid body declared as something else than JSON.
+    req("POST", &url)
+        .admin()
+        .header("content-type", "text/plain")
+        .raw(valid.clone())
+        .send(&app)
+        .await
+        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_nothing_registered(&app).await;
+    // A valid body with no, a wrong, or the control-plane token.
+    for auth in [
+        None,
+        Some("Bearer wrong".to_string()),
+        Some(format!("Bearer {CONTROL}")),
+    ] {
+        let mut r = req("POST", &url).header("content-type", "application/json");
+        if let Some(a) = &auth {
+            r = r.header("authorization", a);
+        }
+        let r = r.raw(valid.clone()).send(&app).await;
+        r.assert_error(401, "UNAUTHORIZED");
+        assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"tpf\"");
+        assert_nothing_registered(&app).await;
+    }
+    // The same body with the admin token registers: the refusals above came
+    // from the request, not from the descriptor.
+    let r = req("POST", &url)
+        .admin()
+        .header("content-type", "application/json")
+        .raw(valid)
+        .send(&app)
+        .await;
+    assert_eq!(r.assert_ok()["status"], "REGISTERED");
+    assert_eq!(stored_objects(&app).len(), 1);
 }
 
 #[tokio::test]

@@ -531,4 +531,71 @@ async fn com04_rac11_routes_without_body_ignore_any_body() {
             .await;
         r.assert_ok();
     }
+    let after = events(&app, "kitchen-1").await;
+    assert_eq!(
+        after.last().map(|e| e.event_type),
+        Some(tpf_core::domain::worker::WorkerEventType::Drain),
+        "the drain with a body took effect"
+    );
+    // The list (a GET) ignores a body too, even one that is not JSON, is
+    // not declared as JSON and is over the 256 KiB limit.
+    let r = req("GET", WORKERS)
+        .admin()
+        .header("content-type", "text/plain")
+        .raw(vec![b'{'; 300_000])
+        .send(&app)
+        .await;
+    let list = r.assert_ok().as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["workerId"], "kitchen-1");
+    assert_eq!(list[0]["state"], "DRAINING");
+}
+
+async fn nothing_stored(app: &TestApp) {
+    let list = req("GET", WORKERS).admin().send(app).await;
+    assert_eq!(list.assert_ok(), &json!([]), "no worker listed");
+    assert!(events(app, "kitchen-1").await.is_empty(), "no event");
+}
+
+#[tokio::test]
+async fn register_refuses_malformed_json_other_media_types_and_wrong_tokens_storing_nothing() {
+    let app = worker_app(Options::default());
+    let url = format!("{WORKERS}/register");
+    let valid = serde_json::to_vec(&worker("kitchen-1")).unwrap();
+    let mut duplicate = worker("kitchen-1").to_string();
+    duplicate.insert_str(1, r#""workerId":"kitchen-1","#);
+    for body in [b"{".to_vec(), duplicate.into_bytes()] {
+        req("POST", &url)
+            .admin()
+            .raw(body)
+            .send(&app)
+            .await
+            .assert_error(400, "INVALID_JSON");
+        nothing_stored(&app).await;
+    }
+    req("POST", &url)
+        .admin()
+        .header("content-type", "text/plain")
+        .raw(valid.clone())
+        .send(&app)
+        .await
+        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    nothing_stored(&app).await;
+    for auth in [
+        None,
+        Some("Bearer wrong".to_string()),
+        Some(format!("Bearer {CONTROL}")),
+    ] {
+        let mut r = req("POST", &url);
+        if let Some(a) = &auth {
+            r = r.header("authorization", a);
+        }
+        let r = r.raw(valid.clone()).send(&app).await;
+        r.assert_error(401, "UNAUTHORIZED");
+        nothing_stored(&app).await;
+    }
+    // The same body with the admin token registers.
+    let r = req("POST", &url).admin().raw(valid).send(&app).await;
+    assert_eq!(r.assert_ok()["state"], "HEALTHY");
+    assert_eq!(events(&app, "kitchen-1").await.len(), 1);
 }
