@@ -58,21 +58,34 @@ pub fn check_openat2() -> Result<(), String> {
         Mode::empty(),
     )
     .map_err(|e| format!("cannot open / to probe for openat2: {e}"))?;
-    match openat2(
-        &root,
-        ".",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    ) {
-        Ok(_) => Ok(()),
-        Err(Errno::NOSYS) => Err(
-            "this kernel lacks openat2 (Linux 5.6+), which release-admin needs to open registration locations safely"
-                .to_owned(),
-        ),
-        Err(e) => Err(format!(
+    probe_with(|| {
+        openat2(
+            &root,
+            ".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map(drop)
+    })
+}
+
+/// Runs the `openat2` probe `call` and turns its failure into the start-up
+/// message (separate so the failure path can be tested on a kernel that
+/// has `openat2`).
+fn probe_with(call: impl FnOnce() -> Result<(), Errno>) -> Result<(), String> {
+    call().map_err(probe_error)
+}
+
+/// The start-up message for an `openat2` probe that failed with `e`: a
+/// kernel older than 5.6 (`ENOSYS`), or a sandbox (seccomp) refusing it.
+fn probe_error(e: Errno) -> String {
+    match e {
+        Errno::NOSYS => "this kernel lacks openat2 (Linux 5.6+), which release-admin needs to open registration locations safely"
+            .to_owned(),
+        e => format!(
             "openat2 is unavailable here ({e}); release-admin needs it (Linux 5.6+) to open registration locations safely"
-        )),
+        ),
     }
 }
 
@@ -102,6 +115,24 @@ mod tests {
     #[test]
     fn probe_finds_openat2() {
         assert_eq!(check_openat2(), Ok(()));
+        assert_eq!(probe_with(|| Ok(())), Ok(()));
+    }
+
+    #[test]
+    fn rac09_cfg02_a_kernel_or_sandbox_without_openat2_fails_start_up_with_a_message() {
+        // ENOSYS: a kernel before Linux 5.6.
+        let old_kernel = probe_with(|| Err(Errno::NOSYS)).unwrap_err();
+        assert!(old_kernel.contains("lacks openat2"), "{old_kernel}");
+        assert!(old_kernel.contains("Linux 5.6"), "{old_kernel}");
+        assert!(old_kernel.contains("release-admin"), "{old_kernel}");
+        // EPERM / EACCES: a seccomp filter refusing the call.
+        for e in [Errno::PERM, Errno::ACCESS] {
+            let sandboxed = probe_with(|| Err(e)).unwrap_err();
+            assert!(sandboxed.contains("openat2 is unavailable"), "{sandboxed}");
+            assert!(sandboxed.contains(&e.to_string()), "{sandboxed}");
+            assert!(sandboxed.contains("release-admin"), "{sandboxed}");
+            assert_eq!(sandboxed, probe_error(e));
+        }
     }
 
     #[test]
