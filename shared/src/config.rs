@@ -912,6 +912,23 @@ mod tests {
                 vec![("TPF_CONTROL_PLANE_ENABLED", "true")],
                 "TPF_CONTROL_PLANE_TOKEN",
             ),
+            (
+                ControlPlane,
+                vec![
+                    ("TPF_CONTROL_PLANE_ENABLED", "true"),
+                    ("TPF_CONTROL_PLANE_TOKEN", "a"),
+                    ("TPF_CONTROL_PLANE_TOKEN_REF", "env:X"),
+                ],
+                "TPF_CONTROL_PLANE_TOKEN_REF",
+            ),
+            (
+                ControlPlane,
+                vec![
+                    ("TPF_CONTROL_PLANE_ENABLED", "true"),
+                    ("TPF_CONTROL_PLANE_TOKEN_REF", "vault:x"),
+                ],
+                "TPF_CONTROL_PLANE_TOKEN_REF",
+            ),
             (WorkerLifecycle, vec![], "TPF_WORKER_SHARED_SECRET_REF"),
             (
                 WorkerLifecycle,
@@ -961,6 +978,80 @@ mod tests {
             let e = load(function, &vars).expect_err(&format!("{vars:?} must fail"));
             assert!(e.0.contains(names), "{vars:?}: {e}");
         }
+    }
+
+    /// The `TPF_*` names a message mentions (whole words only, so
+    /// `TPF_X_REF` does not count as a mention of `TPF_X`).
+    fn named_variables(message: &str) -> Vec<&str> {
+        message
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("TPF_"))
+            .collect()
+    }
+
+    #[test]
+    fn auth09_each_token_pair_must_be_exactly_one_with_a_known_scheme() {
+        use FunctionName::*;
+        let pairs = [
+            (
+                ControlPlane,
+                "TPF_CONTROL_PLANE_ENABLED",
+                "TPF_CONTROL_PLANE_TOKEN",
+                "TPF_CONTROL_PLANE_TOKEN_REF",
+            ),
+            (
+                ControlPlane,
+                "TPF_ADMIN_ENABLED",
+                "TPF_ADMIN_TOKEN",
+                "TPF_ADMIN_TOKEN_REF",
+            ),
+            (
+                ReleaseAdmin,
+                "TPF_ADMIN_ENABLED",
+                "TPF_ADMIN_TOKEN",
+                "TPF_ADMIN_TOKEN_REF",
+            ),
+        ];
+        // The engine's own required variable, so only the pair can fail.
+        let s = ("TPF_WORKER_SHARED_SECRET", "s");
+        for (function, enabled, literal, reference) in pairs {
+            let on = (enabled, "true");
+            // Neither and both: the message names both variables.
+            for vars in [
+                vec![s, on],
+                vec![s, on, (literal, "t"), (reference, "env:T")],
+            ] {
+                let e = load(function, &vars).expect_err(&format!("{vars:?} must fail"));
+                let named = named_variables(&e.0);
+                assert!(
+                    named.contains(&literal) && named.contains(&reference),
+                    "{function:?} {vars:?}: {e}"
+                );
+            }
+            // A reference with an unknown scheme, or without a name: the
+            // message names the reference variable.
+            for bad in ["vault:x", "env:", "ssm", "x"] {
+                let vars = [s, on, (reference, bad)];
+                let e = load(function, &vars).expect_err(&format!("{vars:?} must fail"));
+                assert!(named_variables(&e.0).contains(&reference), "{vars:?}: {e}");
+            }
+            // Exactly one, with a known scheme: start-up succeeds.
+            for one in [
+                (literal, "t"),
+                (reference, "env:T"),
+                (reference, "ssm:/tpf/token"),
+                (reference, "secretsmanager:tpf/token"),
+            ] {
+                load(function, &[s, on, one])
+                    .unwrap_or_else(|e| panic!("{function:?} {one:?}: {e}"));
+            }
+        }
+        // The surface disabled (the default), or a function that does not
+        // serve the control-plane routes: no token is needed.
+        load(ControlPlane, &[s]).unwrap();
+        load(ReleaseAdmin, &[("TPF_CONTROL_PLANE_ENABLED", "true")]).unwrap();
+        let c = load(ControlPlane, &[s, ("TPF_CONTROL_PLANE_ENABLED", "false")]).unwrap();
+        assert!(c.control_plane_token.is_none());
     }
 
     #[test]
