@@ -7,7 +7,11 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use axum::Router;
+use tpf_core::actions::register_release::DescriptorSource;
+use tpf_core::actions::{activate_release, register_release};
 use tpf_core::domain::execution::{execution_key, ExecutionStatus, ResultShape};
+use tpf_core::domain::location::Root;
 use tpf_core::domain::release::{ActivationEvent, ActivationType};
 use tpf_core::ports::ExecutionStore;
 use tpf_tests::*;
@@ -726,4 +730,638 @@ async fn sub_15_result_shape_is_derived_from_the_pinned_contract_and_persisted()
     assert_eq!(rec.status, ExecutionStatus::Succeeded);
     assert_eq!(rec.result_shape, ResultShape::MaterializedMulti);
     assert_eq!(rec.result_payload.unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Idempotency (SUB-17, SUB-19, SUB-23, SUB-27), the order of the member
+// checks (COM-10), worker eligibility at submit (WL-11) and the submit half
+// of the artifact re-verification (ACT-06).
+// ---------------------------------------------------------------------------
+
+/// The execution ids in the store of `tenant`.
+async fn ids_of(h: &Harness, tenant: &str) -> Vec<String> {
+    let mut ids: Vec<String> = ExecutionStore::list(
+        h.executions.as_ref(),
+        tenant,
+        &tpf_core::ports::ExecutionFilter::default(),
+        None,
+        10_000,
+        h.now(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.execution_id)
+    .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn sub_17_same_key_same_input_is_a_duplicate_with_the_original_time() {
+    let h = Harness::new(Options::default()).await;
+    let t0 = h.now();
+    let first = h
+        .submit(submit_body("Ada Lovelace", Some("order-17")))
+        .await;
+    let first = first.ok().clone();
+    let id = first["executionId"].as_str().unwrap().to_string();
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
+    let created = h.record(&id).await.unwrap();
+
+    // Five seconds later, the same request: the first answer again, with
+    // `duplicate: true` and the original creation time.
+    h.clock.advance(5_000);
+    let again = h
+        .submit(submit_body("Ada Lovelace", Some("order-17")))
+        .await;
+    let mut expected = first.clone();
+    expected["duplicate"] = json!(true);
+    assert_eq!(again.ok(), &expected);
+    assert_eq!(again.body["submittedAtEpochMs"], t0);
+    assert_ne!(again.body["submittedAtEpochMs"], h.now());
+    // Nothing was written: same record, one event, one execution.
+    let rec = h.record(&id).await.unwrap();
+    assert_eq!(
+        (rec.version, rec.updated_at_epoch_ms, rec.status),
+        (0, t0, ExecutionStatus::Queued)
+    );
+    assert_eq!(rec.execution_key, created.execution_key);
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(ids_of(&h, TENANT).await, vec![id.clone()]);
+    // The execution is still QUEUED and due: the work item is enqueued
+    // again (API.md §2.1, heals a crash between create and enqueue).
+    assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
+
+    // Once it has moved on, a duplicate neither writes nor enqueues.
+    h.deps.queue.enqueue(&item(&id), 0).await.unwrap();
+    h.drive().await;
+    let moved = h.record(&id).await.unwrap();
+    assert_eq!(moved.status, ExecutionStatus::WaitingExternal);
+    let events = h.history_of(&id).await.len();
+    h.clock.advance(60_000);
+    let later = h
+        .submit(submit_body("Ada Lovelace", Some("order-17")))
+        .await;
+    assert_eq!(later.ok(), &expected);
+    assert_eq!(h.history_of(&id).await.len(), events);
+    assert_eq!(h.record(&id).await.unwrap().version, moved.version);
+    assert!(h.queue.is_empty(), "a non-QUEUED duplicate was enqueued");
+    assert_eq!(ids_of(&h, TENANT).await, vec![id]);
+}
+
+#[tokio::test]
+async fn sub_19_same_key_after_new_activation_or_under_another_tenant_is_a_new_execution() {
+    let h = Harness::new(Options::default()).await;
+    let key = "order-19";
+    let id1 = submit_ok(&h, submit_body("Ada Lovelace", Some(key))).await;
+    h.queue.drain();
+
+    // Another tenant with the same release and a healthy worker: the same
+    // key and input start an independent execution there.
+    let globex = "globex";
+    let Root::Local(root) = &h.release_deps.roots[0] else {
+        unreachable!()
+    };
+    let descriptor = std::path::Path::new(root)
+        .join("2025.01.0")
+        .join("pipeline-release.json");
+    register_release::run(
+        &h.release_deps,
+        globex,
+        PIPELINE,
+        DescriptorSource::Location(descriptor.to_str().unwrap().to_string()),
+    )
+    .await
+    .unwrap();
+    activate_release::run(&h.release_deps, globex, PIPELINE, "2025.01.0")
+        .await
+        .unwrap();
+    let mut w = h.worker_entry_for("kitchen-1", &h.worker_url, &DemoSpec::default());
+    w.tenant_id = globex.into();
+    h.put_worker_entry(&w).await;
+    let globex_submit = "/tpf/control-plane/tenants/globex/executions";
+    let r = h
+        .call(
+            "POST",
+            globex_submit,
+            CONTROL,
+            Some(submit_body("Ada Lovelace", Some(key))),
+        )
+        .await;
+    assert_eq!(r.ok()["duplicate"], false);
+    let id_g = r.body["executionId"].as_str().unwrap().to_string();
+    assert_ne!(id_g, id1);
+    assert_eq!(
+        r.body["statusUrl"],
+        format!("/tpf/control-plane/tenants/globex/executions/{id_g}")
+    );
+    let rec_g = ExecutionStore::get(h.executions.as_ref(), globex, &id_g, h.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec_g.tenant_id, globex);
+    assert_eq!(
+        rec_g.execution_key,
+        format!("19:restaurant-approval:9:2025.01.0:executionKey:{key}")
+    );
+    let history_g =
+        ExecutionStore::history(h.executions.as_ref(), globex, &id_g, None, 100, h.now())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(history_g.len(), 1);
+    // Each tenant's key still names its own execution.
+    let again_g = h
+        .call(
+            "POST",
+            globex_submit,
+            CONTROL,
+            Some(submit_body("Ada Lovelace", Some(key))),
+        )
+        .await;
+    assert_eq!(
+        (&again_g.ok()["duplicate"], &again_g.body["executionId"]),
+        (&json!(true), &json!(id_g))
+    );
+    let again = h.submit(submit_body("Ada Lovelace", Some(key))).await;
+    assert_eq!(
+        (&again.ok()["duplicate"], &again.body["executionId"]),
+        (&json!(true), &json!(id1))
+    );
+    assert_eq!(ids_of(&h, TENANT).await, vec![id1.clone()]);
+    assert_eq!(ids_of(&h, globex).await, vec![id_g.clone()]);
+    h.queue.drain();
+
+    // A new release activated in acme (with a worker of its own): the same
+    // key now starts a new execution pinned to it.
+    let next = DemoSpec {
+        release_version: "2025.02.0".into(),
+        ..DemoSpec::default()
+    };
+    h.activate_demo_release(&next).await;
+    let w2 = h.worker_entry_for("kitchen-2", &h.worker_url, &next);
+    h.put_worker_entry(&w2).await;
+    let r = h.submit(submit_body("Ada Lovelace", Some(key))).await;
+    assert_eq!(r.ok()["duplicate"], false);
+    let id2 = r.body["executionId"].as_str().unwrap().to_string();
+    assert!(id2 != id1 && id2 != id_g);
+    let rec2 = h.record(&id2).await.unwrap();
+    assert_eq!(rec2.release_version, "2025.02.0");
+    assert_eq!(
+        rec2.execution_key,
+        format!("19:restaurant-approval:9:2025.02.0:executionKey:{key}")
+    );
+    assert_eq!(h.history_of(&id2).await.len(), 1);
+    assert_eq!(h.drain_queue(), vec![(id2.clone(), 0)]);
+    // The old execution is untouched and keeps its release.
+    let rec1 = h.record(&id1).await.unwrap();
+    assert_eq!(
+        (rec1.release_version.as_str(), rec1.version),
+        ("2025.01.0", 0)
+    );
+    assert_eq!(h.history_of(&id1).await.len(), 1);
+    let mut both = vec![id1.clone(), id2.clone()];
+    both.sort();
+    assert_eq!(ids_of(&h, TENANT).await, both);
+    // The key's scope is now the new release: a repeat is its duplicate.
+    let again = h.submit(submit_body("Ada Lovelace", Some(key))).await;
+    assert_eq!(
+        (&again.ok()["duplicate"], &again.body["executionId"]),
+        (&json!(true), &json!(id2))
+    );
+    // globex still has its own release and execution.
+    assert_eq!(ids_of(&h, globex).await, vec![id_g]);
+}
+
+/// The input envelope of the worked hash example of API.md §2.1.
+fn worked_input() -> Value {
+    payload_envelope(
+        "org.pipelineframework.restaurantapproval.common.dto.PlaceRestaurantOrderRequestDto",
+        r#"{"requestId":"5b0e2c1a-8f3d-4e6b-a9c7-1d2e3f4a5b6c","customerName":"Ada Lovelace"}"#,
+    )
+}
+
+#[tokio::test]
+async fn sub_23_server_key_only_dedups_and_matches_the_worked_example() {
+    let h = Harness::new(Options {
+        env: vec![("TPF_IDEMPOTENCY_POLICY", "SERVER_KEY_ONLY".into())],
+        restaurant_worker: true,
+    })
+    .await;
+    let t0 = h.now();
+    let id = submit_ok(&h, body(PIPELINE, "UNI", worked_input())).await;
+    let rec = h.record(&id).await.unwrap();
+    assert_eq!(
+        rec.input_hash,
+        "d30977c66b9cdb3afdde5a4cc89116abeff4289f2437f2f4e235a2210c3f356e"
+    );
+    assert_eq!(
+        rec.execution_key,
+        "19:restaurant-approval:9:2025.01.0:executionKey:xCA0n6aTk36Gb16oFIkhKvUDsaTu8FHX_hkld38oOYE"
+    );
+    assert_eq!(
+        rec.execution_key,
+        execution_key(
+            PIPELINE,
+            "2025.01.0",
+            "xCA0n6aTk36Gb16oFIkhKvUDsaTu8FHX_hkld38oOYE"
+        )
+    );
+    // The key entry points at the execution with the same hash.
+    let entry = h
+        .executions
+        .get_key(TENANT, &rec.execution_key, h.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (entry.execution_id.as_str(), entry.input_hash.as_str()),
+        (id.as_str(), rec.input_hash.as_str())
+    );
+    h.queue.drain();
+
+    // An identical keyless submit is a duplicate; a client key is ignored.
+    h.clock.advance(1_000);
+    for b in [body(PIPELINE, "UNI", worked_input()), {
+        let mut b = body(PIPELINE, "UNI", worked_input());
+        b["idempotencyKey"] = json!("client-key-ignored");
+        b
+    }] {
+        let r = h.submit(b).await;
+        assert_eq!(
+            (
+                &r.ok()["duplicate"],
+                &r.body["executionId"],
+                &r.body["submittedAtEpochMs"]
+            ),
+            (&json!(true), &json!(id), &json!(t0))
+        );
+    }
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(ids_of(&h, TENANT).await, vec![id.clone()]);
+    let client = execution_key(PIPELINE, "2025.01.0", "client-key-ignored");
+    assert!(h
+        .executions
+        .get_key(TENANT, &client, h.now())
+        .await
+        .unwrap()
+        .is_none());
+
+    // Another input, or the same envelope as another shape, is another key.
+    let other = submit_ok(&h, body(PIPELINE, "UNI", order("Grace Hopper"))).await;
+    let raw = submit_ok(&h, body(PIPELINE, "RAW", worked_input())).await;
+    for other_id in [&other, &raw] {
+        assert_ne!(other_id, &id);
+        let r = h.record(other_id).await.unwrap();
+        assert!(r
+            .execution_key
+            .starts_with("19:restaurant-approval:9:2025.01.0:executionKey:"));
+        assert_ne!(r.execution_key, rec.execution_key);
+    }
+    assert_eq!(ids_of(&h, TENANT).await.len(), 3);
+}
+
+#[tokio::test]
+async fn sub_27_a_keyed_retry_is_a_duplicate_without_healthy_workers_or_verified_artifact() {
+    let h = Harness::new(Options::default()).await;
+    let t0 = h.now();
+    let first = h.submit(submit_body("Ada Lovelace", Some("k-27"))).await;
+    let first = first.ok().clone();
+    let id = first["executionId"].as_str().unwrap().to_string();
+    h.queue.drain();
+    let mut dup = first.clone();
+    dup["duplicate"] = json!(true);
+
+    // The only worker drains: a new submit is refused ...
+    h.clock.advance(1_000);
+    let mut drained = h.worker_entry_for("kitchen-1", &h.worker_url, &DemoSpec::default());
+    drained.draining_since_epoch_ms = h.now();
+    h.put_worker_entry(&drained).await;
+    let r = h
+        .submit(submit_body("Ada Lovelace", Some("k-27-new")))
+        .await;
+    r.err(503, "NO_HEALTHY_WORKER");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("kitchen-1=DRAINING"));
+    // ... but the keyed retry is the duplicate.
+    let r = h.submit(submit_body("Ada Lovelace", Some("k-27"))).await;
+    assert_eq!(r.ok(), &dup);
+    assert_eq!(r.body["submittedAtEpochMs"], t0);
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
+
+    // The stored artifact is now recorded as unverified: still a duplicate,
+    // while another key gets the artifact refusal (checked before workers).
+    let reg = &h.release_deps.registry;
+    let latest = reg.latest_event(TENANT, PIPELINE).await.unwrap().unwrap();
+    let event = ActivationEvent {
+        seq: latest.seq + 1,
+        event_type: ActivationType::ArtifactUnverified,
+        release_version: latest.release_version.clone(),
+        previous_release_version: Some(latest.release_version.clone()),
+        artifact_verified: false,
+        activated_at_epoch_ms: latest.activated_at_epoch_ms,
+        at_epoch_ms: h.now(),
+        detail: Some("restaurant-approval-monolith: checksum differs".into()),
+    };
+    reg.append_event(TENANT, PIPELINE, &event).await.unwrap();
+    let r = h.submit(submit_body("Ada Lovelace", Some("k-27"))).await;
+    assert_eq!(r.ok(), &dup);
+    assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
+    h.submit(submit_body("Ada Lovelace", Some("k-27-other")))
+        .await
+        .err(409, "RELEASE_ARTIFACT_UNVERIFIED");
+    // Same key, other input: still the key conflict, not a check failure.
+    h.submit(submit_body("Grace Hopper", Some("k-27")))
+        .await
+        .err(409, "IDEMPOTENCY_KEY_REUSED");
+
+    let rec = h.record(&id).await.unwrap();
+    assert_eq!((rec.status, rec.version), (ExecutionStatus::Queued, 0));
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(ids_of(&h, TENANT).await, vec![id]);
+    assert!(h.queue.is_empty());
+}
+
+#[tokio::test]
+async fn com_10_the_first_failing_member_in_table_order_wins() {
+    let h = Harness::new(Options::default()).await;
+    // The checklist's example.
+    let r = h
+        .submit(json!({"pipelineId": " ", "inputShape": "UNI", "inputPayload": order("Ada"), "outputStreaming": true}))
+        .await;
+    r.err(400, "MISSING_FIELD");
+    assert_eq!(r.body["message"], "pipelineId is required");
+
+    // Every member wrong at once (the pipeline is unknown, too: a 409 if
+    // the registry were read); repairing them one by one in the order of
+    // the member table of API.md §2.1 moves the error to the next member.
+    let long_key = "k".repeat(257);
+    let mut b = json!({
+        "pipelineId": " ", "inputShape": "BATCH",
+        "inputPayload": payload_envelope("java.lang.String", "not json"),
+        "idempotencyKey": long_key, "outputStreaming": true
+    });
+    let steps: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "pipelineId",
+            json!("no/such pipeline"),
+            "MISSING_FIELD",
+            "pipelineId",
+        ),
+        (
+            "pipelineId",
+            json!("no-such-pipeline"),
+            "INVALID_ID",
+            "pipelineId",
+        ),
+        ("inputShape", json!("UNI"), "INVALID_FIELD", "inputShape"),
+        (
+            "inputPayload",
+            order("Ada"),
+            "INVALID_PAYLOAD",
+            "inputPayload",
+        ),
+        (
+            "idempotencyKey",
+            json!("k-10"),
+            "INVALID_FIELD",
+            "idempotencyKey",
+        ),
+        (
+            "outputStreaming",
+            json!(false),
+            "OUTPUT_STREAMING_UNSUPPORTED",
+            "outputStreaming",
+        ),
+    ];
+    for (member, fix, code, named) in steps {
+        let r = h.submit(b.clone()).await;
+        r.err(400, code);
+        assert!(
+            r.body["message"].as_str().unwrap().contains(named),
+            "{b}: {}",
+            r.body
+        );
+        b[member] = fix;
+    }
+    assert_nothing_created(&h).await;
+    // All members valid: now the release lookup answers.
+    h.submit(b.clone()).await.err(409, "NO_ACTIVE_RELEASE");
+    b["pipelineId"] = json!(PIPELINE);
+    let id = submit_ok(&h, b).await;
+    assert_eq!(h.history_of(&id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn wl_11_a_mismatching_artifact_refuses_submit_and_a_blank_artifact_side_matches() {
+    let h = Harness::new(no_workers()).await;
+    let demo = DemoSpec::default();
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let mut digest = h.worker_entry_for("kitchen-1", &h.worker_url, &demo);
+    digest.artifact_digest = zeros.clone();
+    let mut id_only = h.worker_entry_for("kitchen-2", &h.worker_url, &demo);
+    id_only.artifact_id = "another-artifact".into();
+    // A blank id does not excuse a mismatching digest.
+    let mut blank_id = h.worker_entry_for("kitchen-3", &h.worker_url, &demo);
+    blank_id.artifact_id = String::new();
+    blank_id.artifact_digest = zeros;
+    for w in [&digest, &id_only, &blank_id] {
+        h.put_worker_entry(w).await;
+    }
+    let r = h.submit(submit_body("Ada", Some("k-wl11"))).await;
+    r.err(503, "NO_HEALTHY_WORKER");
+    assert_eq!(
+        r.body["message"],
+        "No healthy worker for release 2025.01.0 of pipeline restaurant-approval; current states: kitchen-1=HEALTHY (artifactDigest mismatch), kitchen-2=HEALTHY (artifactId mismatch), kitchen-3=HEALTHY (artifactDigest mismatch)"
+    );
+    assert_eq!(r.headers["retry-after"], "5");
+    assert_nothing_created(&h).await;
+
+    // Blank artifact id and digest on the worker side match any release.
+    let mut blank = h.worker_entry_for("kitchen-4", &h.worker_url, &demo);
+    blank.artifact_id = String::new();
+    blank.artifact_digest = "  ".into();
+    h.put_worker_entry(&blank).await;
+    let id = submit_ok(&h, submit_body("Ada", Some("k-wl11"))).await;
+    assert_eq!(h.record(&id).await.unwrap().status, ExecutionStatus::Queued);
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
+    // And it is the worker dispatch picks: the execution runs on it.
+    h.deps.queue.enqueue(&item(&id), 0).await.unwrap();
+    h.drive().await;
+    assert_eq!(
+        h.record(&id).await.unwrap().status,
+        ExecutionStatus::WaitingExternal
+    );
+    let workers: Vec<Option<String>> = h
+        .history_of(&id)
+        .await
+        .into_iter()
+        .filter_map(|e| e.worker_id.map(Some))
+        .collect();
+    assert!(!workers.is_empty());
+    assert!(
+        workers.iter().all(|w| w.as_deref() == Some("kitchen-4")),
+        "{workers:?}"
+    );
+}
+
+#[tokio::test]
+async fn act_06_a_tampered_active_artifact_blocks_submit_until_reactivation_reverifies_it() {
+    let h = Harness::new(Options::default()).await;
+    // A release-admin surface on the same registries, with an artifact
+    // store of its own the test can tamper with.
+    let store = Arc::new(tpf_core::providers::memory::MemoryArtifactStore::new());
+    let release_deps = tpf_core::actions::ReleaseDeps {
+        store: store.clone(),
+        ..h.release_deps.clone()
+    };
+    let router = h.router_altered(h.deps.clone(), |s| s.releases = Some(release_deps.clone()));
+    let next = DemoSpec {
+        release_version: "2025.02.0".into(),
+        ..DemoSpec::default()
+    };
+    let Root::Local(root) = &h.release_deps.roots[0] else {
+        unreachable!()
+    };
+    let demo = demo_release::write_release(std::path::Path::new(root), &next).unwrap();
+    register_release::run(
+        &release_deps,
+        TENANT,
+        PIPELINE,
+        DescriptorSource::Location(demo.descriptor_path.to_str().unwrap().to_string()),
+    )
+    .await
+    .unwrap();
+    let w = h.worker_entry_for("kitchen-2", &h.worker_url, &next);
+    h.put_worker_entry(&w).await;
+    let releases = "/tpf/admin/tenants/acme/pipelines/restaurant-approval/releases";
+    let activate = format!("{releases}/2025.02.0/activate");
+    let activations = |router: Router| async move {
+        call_on(
+            &router,
+            "GET",
+            &format!("{releases}/activations?limit=1000"),
+            ADMIN,
+            None,
+        )
+        .await
+        .ok()["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let r = call_on(&router, "POST", &activate, ADMIN, None).await;
+    assert_eq!(r.ok()["status"], "ACTIVE");
+    let before = activations(router.clone()).await.len();
+    let submit = |key: &'static str| {
+        let router = router.clone();
+        async move {
+            call_on(
+                &router,
+                "POST",
+                SUBMIT,
+                CONTROL,
+                Some(submit_body("Ada", Some(key))),
+            )
+            .await
+        }
+    };
+    let pinned = submit("k-act06-a").await;
+    let pinned_id = pinned.ok()["executionId"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.record(&pinned_id).await.unwrap().release_version,
+        "2025.02.0"
+    );
+    h.queue.drain();
+
+    // The stored copy of the active release's artifact is altered.
+    let record = h
+        .release_deps
+        .registry
+        .get_release(TENANT, PIPELINE, "2025.02.0")
+        .await
+        .unwrap()
+        .unwrap();
+    let uri = record.primary_artifact_uri.clone();
+    let good = std::fs::read(&demo.artifact_path).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 0xff;
+    store.tamper(&uri, bad);
+
+    // Re-activation finds it: 409, one ARTIFACT_UNVERIFIED (a second try
+    // adds none), the release stays active.
+    for _ in 0..2 {
+        call_on(&router, "POST", &activate, ADMIN, None)
+            .await
+            .err(409, "RELEASE_ARTIFACT_UNVERIFIED");
+    }
+    let events = activations(router.clone()).await;
+    assert_eq!(events.len(), before + 1, "exactly one ARTIFACT_UNVERIFIED");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            &last["type"],
+            &last["releaseVersion"],
+            &last["artifactVerified"]
+        ),
+        (
+            &json!("ARTIFACT_UNVERIFIED"),
+            &json!("2025.02.0"),
+            &json!(false)
+        )
+    );
+
+    // Submit is refused, nothing created.
+    let existing = h.all_records().await.len();
+    let r = submit("k-act06-b").await;
+    r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
+    let r = call_on(
+        &router,
+        "POST",
+        SUBMIT,
+        CONTROL,
+        Some(submit_body("Ada", None)),
+    )
+    .await;
+    r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
+    assert_eq!(h.all_records().await.len(), existing);
+    assert!(h.queue.is_empty());
+    let key = execution_key(PIPELINE, "2025.02.0", "k-act06-b");
+    assert!(h
+        .executions
+        .get_key(TENANT, &key, h.now())
+        .await
+        .unwrap()
+        .is_none());
+    // A keyed retry of the earlier submit is still its duplicate (SUB-27).
+    let r = submit("k-act06-a").await;
+    assert_eq!(
+        (&r.ok()["duplicate"], &r.body["executionId"]),
+        (&json!(true), &json!(pinned_id))
+    );
+    h.queue.drain();
+
+    // Repaired: re-activation records ARTIFACT_REVERIFIED and submits pass.
+    store.tamper(&uri, good);
+    let r = call_on(&router, "POST", &activate, ADMIN, None).await;
+    assert_eq!(r.ok()["artifactVerified"], true);
+    let events = activations(router.clone()).await;
+    assert_eq!(events.len(), before + 2);
+    assert_eq!(events.last().unwrap()["type"], "ARTIFACT_REVERIFIED");
+    let r = submit("k-act06-b").await;
+    assert_eq!(r.ok()["duplicate"], false);
+    let id = r.body["executionId"].as_str().unwrap().to_string();
+    let rec = h.record(&id).await.unwrap();
+    assert_eq!(
+        (rec.status, rec.release_version.as_str()),
+        (ExecutionStatus::Queued, "2025.02.0")
+    );
+    assert_eq!(h.history_of(&id).await.len(), 1);
+    assert_eq!(h.drain_queue(), vec![(id, 0)]);
 }
