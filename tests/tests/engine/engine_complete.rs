@@ -1359,3 +1359,48 @@ async fn comp_17_a_completion_before_the_waiting_commit_is_released_by_the_post_
     assert_eq!(sent["payloadTypeId"], "org.example.Decision");
     assert_eq!(sent["payload"], "\"yes\"");
 }
+
+#[tokio::test]
+async fn com_09_a_completion_actor_counts_unicode_scalar_values() {
+    let h = Harness::new(Options::default()).await;
+    let (id, i) = h.park("Ada").await;
+    let parent = h.record(&id).await.unwrap();
+    let body = |actor: String| json!({"interactionId": i.interaction_id, "responsePayload": spec_payload(), "actor": actor});
+    // 129 scalar values are refused, however they are encoded.
+    for actor in [
+        "😀".repeat(129),
+        "é".repeat(129),
+        format!("{}é", "😀".repeat(128)),
+    ] {
+        let r = h.complete_body(body(actor)).await;
+        r.err(400, "INVALID_FIELD");
+        assert!(r.body["message"].as_str().unwrap().contains("actor"));
+        assert_untouched(&h, &i).await;
+    }
+    let still = h.record(&id).await.unwrap();
+    assert_eq!(
+        (still.status, still.version),
+        (parent.status, parent.version)
+    );
+    assert!(h.queue.is_empty());
+
+    // 128 U+1F600 (512 UTF-8 bytes) are accepted and stored unchanged
+    // (surrounding white space trimmed first).
+    let smiles = "😀".repeat(128);
+    let r = h.complete_body(body(format!(" {smiles}  "))).await;
+    assert_eq!(r.ok()["status"], "COMPLETED");
+    assert_eq!(r.body["duplicate"], false);
+    let s = h.interaction_of(&i.interaction_id).await.unwrap();
+    assert_eq!(s.status, "COMPLETED");
+    assert_eq!(s.actor.as_deref(), Some(smiles.as_str()));
+    assert_eq!(h.record(&id).await.unwrap().status, ExecutionStatus::Queued);
+
+    // 128 U+00E9 as well.
+    let (_, i2) = h.park("Grace").await;
+    let r = h
+        .complete_body(json!({"interactionId": i2.interaction_id, "responsePayload": spec_payload(), "actor": "é".repeat(128)}))
+        .await;
+    assert_eq!(r.ok()["status"], "COMPLETED");
+    let s2 = h.interaction_of(&i2.interaction_id).await.unwrap();
+    assert_eq!(s2.actor, Some("é".repeat(128)));
+}

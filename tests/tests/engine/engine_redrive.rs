@@ -748,3 +748,146 @@ async fn red_14_the_control_plane_token_is_refused_on_the_redrive_route() {
     // The admin token is accepted.
     assert_eq!(h.redrive(&id, None).await.ok()["status"], "QUEUED");
 }
+
+/// A `FAILED` execution at version 0, written straight into the store (no
+/// flow reaches it: every failure is at least one write after the submit).
+async fn failed_at_version_zero(h: &Harness) -> ExecutionRecord {
+    let id = submit_id(h).await;
+    let mut r = h.record(&id).await.unwrap();
+    r.execution_id = uuid::Uuid::new_v4().to_string();
+    r.execution_key = format!(
+        "19:restaurant-approval:9:2025.01.0:execution:{}",
+        r.execution_id
+    );
+    r.status = ExecutionStatus::Failed;
+    r.next_due_epoch_ms = None;
+    r.error_code = Some("NonRetryableException".into());
+    r.error_message = Some("bad order".into());
+    let created = tpf_core::ports::ExecutionStore::create(
+        h.executions.as_ref(),
+        &r,
+        &r.submitted_event(),
+        None,
+        h.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created, tpf_core::ports::CreateExecution::Created);
+    r
+}
+
+#[tokio::test]
+async fn com_06_expected_version_minus_zero_is_zero_unknown_members_ignored_null_absent() {
+    let (h, w) = scripted().await;
+    let path = |id: &str| redrive_path(TENANT, id);
+    let raw = |id: String, text: &'static str| {
+        let h = &h;
+        async move {
+            h.call_raw(
+                "POST",
+                &path(&id),
+                ADMIN,
+                Some(text),
+                Some("application/json"),
+            )
+            .await
+        }
+    };
+
+    // Against version 2, `-0` is the expected version 0.
+    let id = failed(&h, &w).await;
+    let before = h.record(&id).await.unwrap();
+    let r = raw(id.clone(), r#"{"expectedVersion":-0,"allowFailed":true}"#).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let v: Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(v["code"], "VERSION_MISMATCH");
+    assert_eq!(
+        v["message"],
+        format!("Execution {id} version mismatch: expected 0 but current version is 2")
+    );
+    assert_unchanged(&h, &id, &before).await;
+    // A negative, fractional or string version is refused.
+    for text in [
+        r#"{"expectedVersion":-1,"allowFailed":true}"#,
+        r#"{"expectedVersion":0.5,"allowFailed":true}"#,
+        r#"{"expectedVersion":"0","allowFailed":true}"#,
+    ] {
+        let r = raw(id.clone(), text).await;
+        assert_eq!(r.status, 400, "{text}: {}", r.text);
+        let v: Value = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(v["code"], "INVALID_FIELD", "{text}");
+        assert!(v["message"].as_str().unwrap().contains("expectedVersion"));
+    }
+    assert_unchanged(&h, &id, &before).await;
+
+    // Against version 0, `-0` matches; unknown members (at any depth) are
+    // ignored and `null` members take their defaults.
+    let rec = failed_at_version_zero(&h).await;
+    let id0 = rec.execution_id.clone();
+    let r = raw(
+        id0.clone(),
+        r#"{"expectedVersion":-0,"allowFailed":true,"reason":null,"actor":null,"note":{"deep":[1,{"x":null}]},"priority":7}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let first: Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(
+        (
+            &first["previousStatus"],
+            &first["status"],
+            &first["version"],
+            &first["reason"],
+            &first["actor"]
+        ),
+        (
+            &json!("FAILED"),
+            &json!("QUEUED"),
+            &json!(1),
+            &json!("operator"),
+            &json!("admin")
+        )
+    );
+    let after = h.record(&id0).await.unwrap();
+    assert_eq!((after.status, after.version), (ExecutionStatus::Queued, 1));
+    assert_eq!(
+        after.last_transition_key.as_deref(),
+        Some(format!("redrive:{id0}:0").as_str())
+    );
+    let events = h.history_of(&id0).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].event_type, EventType::Redriven);
+    assert_eq!(h.drain_queue(), vec![(id0.clone(), 0)]);
+    // A retry with `-0` (and no allowFailed) is the replay of version 0.
+    let r = raw(id0.clone(), r#"{"expectedVersion":-0}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(serde_json::from_str::<Value>(&r.text).unwrap(), first);
+    assert_unchanged(&h, &id0, &after).await;
+}
+
+#[tokio::test]
+async fn com_09_an_actor_of_128_astral_characters_is_accepted_129_refused() {
+    let (h, w) = scripted().await;
+    let smile = "😀";
+    // 128 U+1F600 are 512 UTF-8 bytes and 256 UTF-16 units: still 128.
+    for actor in [smile.repeat(128), format!("  {}\t", smile.repeat(128))] {
+        let id = dlq(&h, &w).await;
+        let r = h.redrive(&id, Some(json!({"actor": actor}))).await;
+        assert_eq!(r.ok()["actor"], json!(smile.repeat(128)));
+        let e = h.history_of(&id).await.last().unwrap().clone();
+        assert_eq!(e.event_type, EventType::Redriven);
+        assert_eq!(e.actor.as_deref(), Some(smile.repeat(128).as_str()));
+        assert_eq!(
+            h.history(&id).await.last().unwrap()["actor"],
+            json!(smile.repeat(128))
+        );
+        h.queue.drain();
+    }
+    let id = dlq(&h, &w).await;
+    let before = h.record(&id).await.unwrap();
+    for actor in [smile.repeat(129), format!("{}é", smile.repeat(128))] {
+        let r = h.redrive(&id, Some(json!({"actor": actor}))).await;
+        r.err(400, "INVALID_FIELD");
+        assert!(r.body["message"].as_str().unwrap().contains("actor"));
+    }
+    assert_unchanged(&h, &id, &before).await;
+}
