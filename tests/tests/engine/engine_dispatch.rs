@@ -1062,3 +1062,145 @@ async fn spec_5_2_step_5_resume_without_a_completed_answer_is_await_resume_unava
         (1, "non_retryable")
     );
 }
+
+#[tokio::test]
+async fn act_08_an_execution_keeps_its_pinned_release_through_retry_resume_and_redrive() {
+    const NON_RETRYABLE: &str = "org.pipelineframework.step.NonRetryableException";
+    let (h, old_worker) = Harness::with_scripted(vec![]).await;
+    let a = h.submit_new().await;
+    h.queue.drain();
+    // The first attempt meets an overloaded worker: a retry is scheduled.
+    old_worker.answer(503, json!({"message": "busy"}));
+    assert_eq!(
+        h.process(&work_item(&a)).await,
+        Processed::Committed(ExecutionStatus::WaitRetry)
+    );
+
+    // A newer release is activated, with a worker of its own.
+    let next = DemoSpec {
+        release_version: "2025.02.0".into(),
+        ..DemoSpec::default()
+    };
+    h.activate_demo_release(&next).await;
+    let new_worker = ScriptedWorker::default();
+    let new_url = new_worker.start().await;
+    h.register_worker("w-2", &new_url, &next).await;
+    // New submissions take the new release.
+    let b = h.submit_new().await;
+    assert_eq!(h.must_record(&b).await.release_version, "2025.02.0");
+    new_worker.answer(200, worker_completed(json!([out("b done")])));
+
+    // Retry: still the old release's worker; it suspends on an await.
+    let now = h.now();
+    let (unit, interaction) = await_records(
+        TENANT,
+        &a,
+        1,
+        "unit-a",
+        "int-a",
+        "corr-a",
+        now,
+        now + 3_600_000,
+    );
+    old_worker.answer(200, waiting_answer(&unit, &interaction));
+    h.drive_all().await;
+    assert_eq!(
+        h.must_record(&a).await.status,
+        ExecutionStatus::WaitingExternal
+    );
+    assert_eq!(h.must_record(&b).await.status, ExecutionStatus::Succeeded);
+
+    // Resume: the step after the await runs on the old release and fails.
+    let r = h
+        .complete_json(json!({"interactionId": "int-a", "responsePayload": out("yes")}))
+        .await;
+    assert_eq!(r.ok()["status"], "COMPLETED");
+    old_worker.answer(200, worker_failed(NON_RETRYABLE, Some("cannot finalize")));
+    h.drive().await;
+    assert_eq!(h.must_record(&a).await.status, ExecutionStatus::Failed);
+
+    // Re-drive: answered with the pinned identity, run on the old worker.
+    let r = h
+        .redrive(&a, Some(json!({"allowFailed": true, "reason": "act-08"})))
+        .await;
+    assert_eq!(
+        (
+            &r.ok()["pipelineId"],
+            &r.body["contractVersion"],
+            &r.body["releaseVersion"]
+        ),
+        (
+            &json!(PIPELINE),
+            &json!("sha256:4be1f0c27a9d"),
+            &json!("2025.01.0")
+        )
+    );
+    old_worker.answer(200, worker_completed(json!([out("a done")])));
+    h.drive().await;
+    let done = h.must_record(&a).await;
+    assert_eq!(
+        (done.status, done.release_version.as_str()),
+        (ExecutionStatus::Succeeded, "2025.01.0")
+    );
+
+    // Every call for `a` went to the old worker with the pinned release;
+    // the new worker saw only `b`.
+    let old_calls = old_worker.received();
+    assert_eq!(old_calls.len(), 4);
+    let steps: Vec<(u64, u64)> = old_calls
+        .iter()
+        .map(|c| {
+            assert_eq!(c["executionId"], a.as_str());
+            assert_eq!(
+                (
+                    &c["pipelineId"],
+                    &c["contractVersion"],
+                    &c["releaseVersion"]
+                ),
+                (
+                    &json!(PIPELINE),
+                    &json!("sha256:4be1f0c27a9d"),
+                    &json!("2025.01.0")
+                )
+            );
+            (
+                c["currentStepIndex"].as_u64().unwrap(),
+                c["attempt"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // T4 and T7 keep `attempt` (EXECUTION.md §3.3); T5 and T9 add one.
+    assert_eq!(steps, [(0, 0), (0, 1), (2, 1), (2, 2)]);
+    let new_calls = new_worker.received();
+    assert_eq!(new_calls.len(), 1);
+    assert_eq!(
+        (
+            &new_calls[0]["executionId"],
+            &new_calls[0]["releaseVersion"]
+        ),
+        (&json!(b), &json!("2025.02.0"))
+    );
+    let events = h.events(&a).await;
+    assert_eq!(
+        types(&events),
+        [
+            EventType::Submitted,
+            EventType::Claimed,
+            EventType::RetryScheduled,
+            EventType::Claimed,
+            EventType::WaitingExternal,
+            EventType::Resumed,
+            EventType::Claimed,
+            EventType::Failed,
+            EventType::Redriven,
+            EventType::Claimed,
+            EventType::Succeeded,
+        ]
+    );
+    let workers: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.worker_id.as_deref())
+        .collect();
+    assert!(!workers.is_empty());
+    assert!(workers.iter().all(|w| *w == SCRIPTED_ID), "{workers:?}");
+}
