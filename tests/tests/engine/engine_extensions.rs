@@ -390,3 +390,448 @@ async fn ext_02_history_lists_every_event_type_oldest_first_with_all_members() {
     .await
     .err(404, "EXECUTION_NOT_FOUND");
 }
+
+// ---------------------------------------------------------------------------
+// EXT-04: GET /tpf/openapi.json, checked against the spec's own route
+// tables (API.md §1.1, RELEASES.md §1.1) written out here, not against the
+// implementation's routing table.
+// ---------------------------------------------------------------------------
+
+/// Who may call a route (API.md §1.1 "Token" column; RELEASES.md §1.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Token {
+    ControlPlane,
+    Admin,
+    None,
+}
+
+/// One route of the spec: method, path, token, the listed query
+/// parameters, and the request members of its body (`None`: reads no body).
+struct SpecRoute {
+    method: &'static str,
+    path: String,
+    token: Token,
+    query: &'static [&'static str],
+    body: Option<&'static [&'static str]>,
+}
+
+const PAGE: &[&str] = &["limit", "cursor"];
+const REL: &str = "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}";
+
+fn spec_routes() -> Vec<SpecRoute> {
+    let r = |method, path: &str, token, query, body| SpecRoute {
+        method,
+        path: path.to_string(),
+        token,
+        query,
+        body,
+    };
+    let cp = "/tpf/control-plane/tenants/{tenantId}";
+    vec![
+        // API.md §1.1
+        r(
+            "POST",
+            &format!("{cp}/executions"),
+            Token::ControlPlane,
+            &[],
+            Some(
+                &[
+                    "pipelineId",
+                    "inputShape",
+                    "inputPayload",
+                    "idempotencyKey",
+                    "outputStreaming",
+                ][..],
+            ),
+        ),
+        r(
+            "GET",
+            &format!("{cp}/executions"),
+            Token::ControlPlane,
+            &["status", "pipelineId", "limit", "cursor"][..],
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{cp}/executions/{{executionId}}"),
+            Token::ControlPlane,
+            &[],
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{cp}/executions/{{executionId}}/result"),
+            Token::ControlPlane,
+            &[],
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{cp}/executions/{{executionId}}/history"),
+            Token::ControlPlane,
+            PAGE,
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{cp}/interactions/pending"),
+            Token::ControlPlane,
+            &["stepId", "assignee", "group", "limit", "cursor"][..],
+            None,
+        ),
+        r(
+            "POST",
+            &format!("{cp}/interactions/complete"),
+            Token::ControlPlane,
+            &[],
+            Some(
+                &[
+                    "interactionId",
+                    "correlationId",
+                    "resumeToken",
+                    "responsePayload",
+                    "idempotencyKey",
+                    "actor",
+                ][..],
+            ),
+        ),
+        r(
+            "POST",
+            "/tpf/admin/tenants/{tenantId}/executions/{executionId}/redrive",
+            Token::Admin,
+            &[],
+            Some(&["expectedVersion", "reason", "allowFailed", "actor"][..]),
+        ),
+        r("GET", "/tpf/health", Token::None, &[], None),
+        r("GET", "/q/health/live", Token::None, &[], None),
+        r("GET", "/tpf/openapi.json", Token::None, &[], None),
+        // RELEASES.md §1.1 (beneath REL)
+        r(
+            "POST",
+            &format!("{REL}/releases/register"),
+            Token::Admin,
+            &[],
+            Some(&["releaseDescriptorPath", "releaseDescriptor"][..]),
+        ),
+        r("GET", &format!("{REL}/releases"), Token::Admin, PAGE, None),
+        r(
+            "GET",
+            &format!("{REL}/releases/active"),
+            Token::Admin,
+            &[],
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{REL}/releases/activations"),
+            Token::Admin,
+            PAGE,
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{REL}/releases/{{releaseVersion}}"),
+            Token::Admin,
+            &[],
+            None,
+        ),
+        r(
+            "POST",
+            &format!("{REL}/releases/{{releaseVersion}}/activate"),
+            Token::Admin,
+            &[],
+            None,
+        ),
+        r(
+            "POST",
+            &format!("{REL}/workers/register"),
+            Token::Admin,
+            &[],
+            Some(
+                &[
+                    "workerId",
+                    "contractVersion",
+                    "releaseVersion",
+                    "protocol",
+                    "endpoint",
+                    "artifactId",
+                    "artifactDigest",
+                ][..],
+            ),
+        ),
+        r(
+            "POST",
+            &format!("{REL}/workers/{{workerId}}/heartbeat"),
+            Token::Admin,
+            &[],
+            None,
+        ),
+        r(
+            "POST",
+            &format!("{REL}/workers/{{workerId}}/drain"),
+            Token::Admin,
+            &[],
+            None,
+        ),
+        r(
+            "GET",
+            &format!("{REL}/workers"),
+            Token::Admin,
+            &["contractVersion", "releaseVersion", "limit", "cursor"][..],
+            None,
+        ),
+    ]
+}
+
+/// Follows a local `$ref` (`#/a/b`) from `doc`; panics when it dangles.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    let Some(r) = v.get("$ref").and_then(Value::as_str) else {
+        return v;
+    };
+    let pointer = r
+        .strip_prefix('#')
+        .unwrap_or_else(|| panic!("non-local $ref {r}"));
+    let target = doc
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("unresolved $ref {r}"));
+    resolve(doc, target)
+}
+
+/// Every `$ref` anywhere in `v` resolves inside `doc`.
+fn check_refs(doc: &Value, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(_)) = m.get("$ref") {
+                resolve(doc, v);
+            }
+            m.values().for_each(|c| check_refs(doc, c));
+        }
+        Value::Array(a) => a.iter().for_each(|c| check_refs(doc, c)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn ext_04_openapi_is_public_valid_3_1_and_lists_exactly_the_spec_routes() {
+    let h = Harness::new(Options {
+        env: vec![],
+        restaurant_worker: false,
+    })
+    .await;
+    // No Authorization header at all.
+    let resp = tower::ServiceExt::oneshot(
+        h.router.clone(),
+        axum::http::Request::builder()
+            .method("GET")
+            .uri("/tpf/openapi.json")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+
+    // Document level (OpenAPI 3.1.0 §4.8.1).
+    let top = doc.as_object().unwrap();
+    let allowed = [
+        "openapi",
+        "info",
+        "jsonSchemaDialect",
+        "servers",
+        "paths",
+        "webhooks",
+        "components",
+        "security",
+        "tags",
+        "externalDocs",
+    ];
+    for k in top.keys() {
+        assert!(
+            allowed.contains(&k.as_str()) || k.starts_with("x-"),
+            "unknown top-level member {k}"
+        );
+    }
+    let version = doc["openapi"].as_str().unwrap();
+    assert!(version.starts_with("3.1."), "{version}");
+    assert!(doc["info"]["title"].is_string());
+    assert_eq!(doc["info"]["version"], tpf_core::VERSION);
+    // The two bearer schemes and the error object of API.md §3.4.
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    let mut names: Vec<&str> = schemes.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["adminToken", "controlPlaneToken"]);
+    for s in schemes.values() {
+        assert_eq!(
+            (&s["type"], &s["scheme"]),
+            (&json!("http"), &json!("bearer"))
+        );
+    }
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["required"], json!(["code", "message"]));
+    check_refs(&doc, &doc);
+
+    // (method, path) pairs: exactly the spec's tables.
+    let spec = spec_routes();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with('/'), "{path}");
+        for (k, _) in item.as_object().unwrap() {
+            let methods = [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ];
+            let others = ["parameters", "summary", "description", "servers", "$ref"];
+            assert!(
+                methods.contains(&k.as_str()) || others.contains(&k.as_str()),
+                "{path}: {k}"
+            );
+            if methods.contains(&k.as_str()) {
+                documented.insert((k.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let listed: std::collections::BTreeSet<(String, String)> = spec
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.clone()))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        spec.len(),
+        "the literal table repeats a route"
+    );
+    let missing: Vec<_> = listed.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&listed).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, not in the spec {extra:?}"
+    );
+
+    // Each operation: responses, parameters, security and body as the spec says.
+    for route in &spec {
+        let what = format!("{} {}", route.method, route.path);
+        let item = &doc["paths"][route.path.as_str()];
+        let op = &item[route.method.to_lowercase()];
+        let responses = op["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{what}: no responses"));
+        assert!(responses.contains_key("200"), "{what}");
+        for (code, r) in responses {
+            let valid = code == "default"
+                || (code.len() == 3
+                    && code.starts_with(['1', '2', '3', '4', '5'])
+                    && (code[1..].chars().all(|c| c.is_ascii_digit()) || &code[1..] == "XX"));
+            assert!(valid, "{what}: response key {code}");
+            assert!(resolve(&doc, r)["description"].is_string(), "{what} {code}");
+        }
+        if route.token != Token::None {
+            for code in ["400", "401", "403", "503"] {
+                let r = resolve(&doc, &responses[code]);
+                assert_eq!(
+                    resolve(&doc, &r["content"]["application/json"]["schema"]),
+                    error,
+                    "{what} {code}"
+                );
+            }
+        }
+        // Parameters: path templates declared once, required; the query
+        // parameters are the spec's list.
+        let mut params: Vec<&Value> = Vec::new();
+        for list in [&item["parameters"], &op["parameters"]] {
+            if let Some(a) = list.as_array() {
+                params.extend(a.iter().map(|p| resolve(&doc, p)));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &params {
+            let (name, place) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
+            assert!(
+                ["query", "header", "path", "cookie"].contains(&place),
+                "{what}: {place}"
+            );
+            assert!(seen.insert((name, place)), "{what}: {name} declared twice");
+            if place == "path" {
+                assert_eq!(p["required"], true, "{what}: {name}");
+            }
+        }
+        let templated: std::collections::BTreeSet<&str> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
+        let declared: std::collections::BTreeSet<&str> = seen
+            .iter()
+            .filter(|(_, p)| *p == "path")
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(declared, templated, "{what}");
+        let query: std::collections::BTreeSet<&str> = seen
+            .iter()
+            .filter(|(_, p)| *p == "query")
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(query, route.query.iter().copied().collect(), "{what}");
+        // Security.
+        let security = op.get("security").or(doc.get("security"));
+        let expected = match route.token {
+            Token::ControlPlane => Some(json!([{"controlPlaneToken": []}])),
+            Token::Admin => Some(json!([{"adminToken": []}])),
+            Token::None => None,
+        };
+        match expected {
+            Some(e) => assert_eq!(security, Some(&e), "{what}"),
+            None => assert!(
+                security.is_none()
+                    || security == Some(&json!([]))
+                    || security == Some(&json!([{}])),
+                "{what}: {security:?}"
+            ),
+        }
+        // Request body: only where the route reads one, with the members of
+        // the spec's member table.
+        match route.body {
+            None => assert!(op.get("requestBody").is_none(), "{what} documents a body"),
+            Some(members) => {
+                let body = resolve(&doc, &op["requestBody"]);
+                let schema = resolve(&doc, &body["content"]["application/json"]["schema"]);
+                assert_eq!(schema["type"], "object", "{what}");
+                let props: Vec<&str> = schema["properties"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let mut props_sorted = props.clone();
+                props_sorted.sort();
+                let mut members_sorted = members.to_vec();
+                members_sorted.sort();
+                assert_eq!(props_sorted, members_sorted, "{what}");
+                if let Some(req) = schema["required"].as_array() {
+                    for r in req {
+                        assert!(
+                            members.contains(&r.as_str().unwrap()),
+                            "{what}: required {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // The served document answers identically with a token, and both
+    // surfaces disabled still serve it (API.md §1.1: always served).
+    let with_token = h.call("GET", "/tpf/openapi.json", CONTROL, None).await;
+    assert_eq!(with_token.ok(), &doc);
+    let disabled = h.router_altered(h.deps.clone(), |s| {
+        s.control_plane_enabled = false;
+        s.admin_enabled = false;
+    });
+    let r = call_on(&disabled, "GET", "/tpf/openapi.json", "", None).await;
+    assert_eq!(r.ok(), &doc);
+}
