@@ -25,6 +25,24 @@
 //!     execution and await stores at <state_root> (memory registries, a
 //!     no-op transport and queue, the system clock); prints
 //!     `200 <duplicate>` or the error code
+//! registry_race <state_root> <tenant> <pipeline> exec-loop <execution_id> <n>
+//!     on the `file` execution store (STORE-06, a target to kill mid-write):
+//!     creates <execution_id> with key `<execution_id>-key` unless it exists,
+//!     then n rounds of: claim it (T2), schedule a retry (T5), each growing
+//!     its TTL by one second (so the key entry is rewritten first), then
+//!     create `<execution_id>-c<version>` keyed `<execution_id>-k<version>`
+//!     (T1: key entry, then record); prints `DONE <version>`
+//! registry_race <state_root> <tenant> <pipeline> await-loop <prefix> <n>
+//!     on the `file` await store (STORE-06): n rounds of: import unit
+//!     `<prefix>-u<i>` with interaction `<prefix>-i<i>` and correlation
+//!     `<prefix>-c<i>` (interaction, correlation, unit), complete the
+//!     interaction (version 2 → 3), finish the unit; prints `DONE`
+//! registry_race <root> <tenant> <pipeline> dispatch <execution_id>
+//!     runs `process_work_item` for the execution once: execution and await
+//!     stores `file` at <root>/state, release registry `file` at <root>,
+//!     worker registry `file` at <root>/workers, the REST transport with
+//!     the engine settings and worker secret of the environment (`TPF_*`),
+//!     the system clock; prints the outcome (`Committed(WaitRetry)`, …)
 //! ```
 //!
 //! With `RACE_START_AT_MS` set (epoch ms), the operation waits until then,
@@ -36,21 +54,29 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 use tpf_core::actions::register_release::{self, DescriptorSource};
-use tpf_core::actions::{activate_release, complete_interaction, EngineDeps, ReleaseDeps};
+use tpf_core::actions::{
+    activate_release, complete_interaction, process_work_item, EngineDeps, ReleaseDeps,
+};
 use tpf_core::config::{Config, FunctionName};
+use tpf_core::domain::awaits::{AwaitInteraction, AwaitUnit};
+use tpf_core::domain::execution::ExecutionStatus;
+use tpf_core::domain::execution::{execution_key, ExecutionRecord, KeyEntry, ResultShape};
 use tpf_core::domain::location::Root;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord};
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
 use tpf_core::domain::worker_protocol::{TransitionCommand, TransitionFailure, TransitionResult};
 use tpf_core::ports::SystemClock;
 use tpf_core::ports::{AppendOutcome, CreateOutcome, ReleaseRegistry, WorkerRegistry, WorkerWrite};
+use tpf_core::ports::{AwaitStore, CreateExecution, ExecutionStore, ImportOutcome, Write};
 use tpf_core::ports::{ProbeError, WorkItem, WorkQueue, WorkerTransport};
 use tpf_core::providers::dead_letters::LogDeadLetterSink;
 use tpf_core::providers::file::{
     FileAwaitStore, FileExecutionStore, FileReleaseRegistry, FileWorkerRegistry,
     LocalArtifactStore, LocalLocationReader,
 };
+use tpf_core::providers::http::RestWorkerTransport;
 use tpf_core::providers::memory::{MemoryReleaseRegistry, MemoryWorkerRegistry};
+use tpf_core::providers::secrets::{CachedSecret, EnvSecretResolver};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -197,6 +223,220 @@ fn engine_deps(state_root: &std::path::Path) -> Result<EngineDeps, String> {
     })
 }
 
+/// The dispatcher's dependencies for `dispatch` (see the module docs).
+fn dispatch_deps(root: &std::path::Path) -> Result<EngineDeps, String> {
+    let state_root = root.join("state");
+    let config = Config::from_lookup(FunctionName::ControlPlane, &state_root, |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| e.to_string())?;
+    let e = &config.engine;
+    let secret = config
+        .worker_shared_secret
+        .clone()
+        .ok_or("set TPF_WORKER_SHARED_SECRET")?;
+    let transport = RestWorkerTransport::new(
+        CachedSecret::new(secret, Arc::new(EnvSecretResolver)),
+        Duration::from_millis(e.connect_timeout_ms),
+        Duration::from_millis(e.request_timeout_ms),
+        e.max_response_bytes,
+        e.non_retryable_classes.clone(),
+    )?;
+    Ok(EngineDeps {
+        executions: Arc::new(FileExecutionStore::new(state_root.clone())),
+        awaits: Arc::new(FileAwaitStore::new(state_root)),
+        releases: Arc::new(FileReleaseRegistry::new(root.to_path_buf())),
+        workers: Arc::new(FileWorkerRegistry::new(root.join("workers"))),
+        transport: Arc::new(transport),
+        queue: Arc::new(NoQueue),
+        dead_letters: Arc::new(LogDeadLetterSink),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(config.engine),
+        stale_after_ms: config.worker_stale_after_ms,
+        resume_secret: None,
+    })
+}
+
+/// A `QUEUED` keyed execution `id` (key `raw_key`) and its key entry.
+fn new_execution(
+    tenant: &str,
+    pipeline: &str,
+    id: &str,
+    raw_key: &str,
+    now: i64,
+) -> (ExecutionRecord, KeyEntry) {
+    let input = serde_json::json!({
+        "shape": "UNI",
+        "payload": tpf_tests::envelope("org.example.Order", &serde_json::json!({"id": id}).to_string()),
+        "items": []
+    });
+    let key = execution_key(pipeline, "race", raw_key);
+    let record = ExecutionRecord {
+        tenant_id: tenant.into(),
+        execution_id: id.into(),
+        execution_key: key.clone(),
+        input_hash: "0".repeat(64),
+        pipeline_id: pipeline.into(),
+        contract_version: "race".into(),
+        release_version: "race".into(),
+        result_shape: ResultShape::Single,
+        status: ExecutionStatus::Queued,
+        version: 0,
+        current_step_index: 0,
+        attempt: 0,
+        lease_owner: None,
+        lease_expires_epoch_ms: 0,
+        next_due_epoch_ms: Some(now),
+        last_transition_key: None,
+        input_payload: serde_json::value::RawValue::from_string(input.to_string())
+            .expect("valid JSON"),
+        await_unit_id: None,
+        result_payload: None,
+        error_code: None,
+        error_message: None,
+        created_at_epoch_ms: now,
+        updated_at_epoch_ms: now,
+        ttl_epoch_s: now / 1000 + 7 * 86_400,
+    };
+    let entry = KeyEntry {
+        tenant_id: tenant.into(),
+        execution_key: key,
+        execution_id: id.into(),
+        input_hash: record.input_hash.clone(),
+        created_at_epoch_ms: now,
+        ttl_epoch_s: record.ttl_epoch_s,
+    };
+    (record, entry)
+}
+
+fn written(what: &str, w: Write) -> Result<(), String> {
+    match w {
+        Write::Written => Ok(()),
+        Write::Lost => Err(format!("{what}: the write was lost")),
+    }
+}
+
+/// `exec-loop` (see the module docs); returns the execution's last version.
+async fn exec_loop(
+    root: &std::path::Path,
+    tenant: &str,
+    pipeline: &str,
+    id: &str,
+    rounds: u64,
+) -> Result<u64, String> {
+    let store = FileExecutionStore::new(root.to_path_buf());
+    let err = |e: tpf_core::error::StoreError| e.to_string();
+    let now = now_ms();
+    if store.get(tenant, id, now).await.map_err(err)?.is_none() {
+        let (record, key) = new_execution(tenant, pipeline, id, &format!("{id}-key"), now);
+        let created = store
+            .create(&record, &record.submitted_event(), Some(&key), now)
+            .await
+            .map_err(err)?;
+        if created != CreateExecution::Created {
+            return Err(format!("creating {id}: {created:?}"));
+        }
+    }
+    let mut version = 0;
+    for _ in 0..rounds {
+        let now = now_ms();
+        let r = store
+            .get(tenant, id, now)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| format!("{id} vanished"))?;
+        let (mut claimed, event) = r.claim(now, "dispatch-exec-loop", 60_000);
+        claimed.ttl_epoch_s += 1;
+        let w = store
+            .update(&claimed, r.version, &event, now)
+            .await
+            .map_err(err)?;
+        written("claim", w)?;
+        let (mut retry, event) = claimed.schedule_retry(
+            now,
+            claimed.attempt + 1,
+            now,
+            "EXEC_LOOP",
+            "exec-loop round",
+            None,
+        );
+        retry.ttl_epoch_s += 1;
+        let w = store
+            .update(&retry, claimed.version, &event, now)
+            .await
+            .map_err(err)?;
+        written("retry", w)?;
+        version = retry.version;
+        let child = format!("{id}-c{version}");
+        let (record, key) =
+            new_execution(tenant, pipeline, &child, &format!("{id}-k{version}"), now);
+        let created = store
+            .create(&record, &record.submitted_event(), Some(&key), now)
+            .await
+            .map_err(err)?;
+        if created != CreateExecution::Created {
+            return Err(format!("creating {child}: {created:?}"));
+        }
+    }
+    Ok(version)
+}
+
+/// `await-loop` (see the module docs).
+async fn await_loop(
+    root: &std::path::Path,
+    tenant: &str,
+    prefix: &str,
+    rounds: u64,
+) -> Result<(), String> {
+    let store = FileAwaitStore::new(root.to_path_buf());
+    let err = |e: tpf_core::error::StoreError| e.to_string();
+    for i in 0..rounds {
+        let now = now_ms();
+        let mut spec = tpf_tests::AwaitSpec::new(&format!("{prefix}-e{i}"), 2, now);
+        spec.tenant_id = tenant.into();
+        spec.unit_id = format!("{prefix}-u{i}");
+        spec.interaction_id = format!("{prefix}-i{i}");
+        spec.correlation_id = format!("{prefix}-c{i}");
+        let unit: AwaitUnit = serde_json::from_value(spec.unit()).map_err(|e| e.to_string())?;
+        let interaction: AwaitInteraction =
+            serde_json::from_value(spec.interaction()).map_err(|e| e.to_string())?;
+        match store.import(&unit, &interaction, now).await.map_err(err)? {
+            ImportOutcome::Imported => {}
+            other => return Err(format!("import {i}: {other:?}")),
+        }
+        let mut done = interaction.clone();
+        done.status = "COMPLETED".into();
+        done.version = interaction.version + 1;
+        done.response_payload = Some(
+            serde_json::value::RawValue::from_string(
+                serde_json::json!({"approved": true, "round": i}).to_string(),
+            )
+            .expect("valid JSON"),
+        );
+        done.actor = Some("await-loop".into());
+        done.completion_idempotency_key = Some(format!("{prefix}-k{i}"));
+        done.completed_at_epoch_ms = Some(now);
+        done.settle_due_epoch_ms = Some(now);
+        done.updated_at_epoch_ms = now;
+        let w = store
+            .update_interaction(&done, interaction.version, now)
+            .await
+            .map_err(err)?;
+        written("complete", w)?;
+        let w = store
+            .finish_unit(tenant, &unit.unit_id, "COMPLETED", now)
+            .await
+            .map_err(err)?;
+        written("finish unit", w)?;
+        let w = store
+            .set_settle_due(tenant, &done.interaction_id, "COMPLETED", None, now)
+            .await
+            .map_err(err)?;
+        written("settle", w)?;
+    }
+    Ok(())
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: registry_race <storage_root> <tenant> <pipeline> <op> <arg> [<arg>]");
     ExitCode::from(2)
@@ -221,6 +461,39 @@ async fn main() -> ExitCode {
     wait_for_start().await;
 
     match (op, extra) {
+        ("exec-loop", Some(n)) | ("await-loop", Some(n)) => {
+            let Ok(n) = n.parse::<u64>() else {
+                return usage();
+            };
+            let done = if op == "exec-loop" {
+                exec_loop(&root, tenant, pipeline, arg, n)
+                    .await
+                    .map(|v| format!("DONE {v}"))
+            } else {
+                await_loop(&root, tenant, arg, n)
+                    .await
+                    .map(|()| "DONE".to_string())
+            };
+            match done {
+                Ok(line) => println!("{line}"),
+                Err(e) => return fail(e),
+            }
+        }
+        ("dispatch", _) => {
+            let deps = match dispatch_deps(&root) {
+                Ok(deps) => deps,
+                Err(e) => return fail(e),
+            };
+            let item = WorkItem {
+                tenant_id: tenant.into(),
+                execution_id: arg.into(),
+            };
+            let message = serde_json::to_string(&item).expect("a work item serialises");
+            match process_work_item::run(&deps, &message).await {
+                Ok(outcome) => println!("{outcome:?}"),
+                Err(e) => return fail(e),
+            }
+        }
         ("complete", _) => {
             let deps = match engine_deps(&root) {
                 Ok(deps) => deps,
