@@ -80,7 +80,7 @@ impl<'a> AwsClients<'a> {
     /// The SDK's default configuration, loaded on first use.
     async fn shared(&self) -> &aws_config::SdkConfig {
         self.shared
-            .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+            .get_or_init(crate::providers::aws_sdk::load_config)
             .await
     }
 
@@ -132,9 +132,7 @@ impl<'a> AwsClients<'a> {
 /// (credentials, region, `AWS_ENDPOINT_URL*`) with `TPF_DYNAMO_REGION` and
 /// `TPF_DYNAMO_ENDPOINT_OVERRIDE` applied on top (DynamoDB only).
 pub async fn dynamo_client(settings: &DynamoSettings) -> aws_sdk_dynamodb::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let shared = crate::providers::aws_sdk::load_config().await;
     dynamo_client_from(&shared, settings)
 }
 

@@ -276,7 +276,7 @@ async fn moto_vars(
 ) -> Result<(HashMap<String, String>, tpf_local_aws::template::Template), LoadError> {
     let template = tpf_local_aws::template::Template::of_this_repository()
         .map_err(|e| LoadError::Setup(format!("template.yaml: {e}")))?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = tpf_core::providers::aws_sdk::config_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
         .test_credentials()
@@ -325,7 +325,7 @@ async fn event_sources(
     opts: &StackOptions,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, LoadError> {
     use tpf_local_aws::template::EventSource;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = tpf_core::providers::aws_sdk::config_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
         .test_credentials()

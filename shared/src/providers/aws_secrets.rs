@@ -164,7 +164,7 @@ impl AwsSecretResolver {
         }
     }
 
-    /// Clients from `aws_config::load_defaults` on first AWS use.
+    /// Clients from [`crate::providers::aws_sdk::load_config`] on first AWS use.
     pub fn from_env() -> Self {
         Self::default()
     }
@@ -172,7 +172,7 @@ impl AwsSecretResolver {
     async fn clients(&self) -> &AwsClients {
         self.clients
             .get_or_init(|| async {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = crate::providers::aws_sdk::load_config().await;
                 AwsClients::new(&sdk)
             })
             .await

@@ -1,6 +1,7 @@
 //! Implementations of the ports, one module per backend.
 
 pub mod aws_requests;
+pub mod aws_sdk;
 pub mod aws_secrets;
 pub mod dead_letters;
 pub mod dynamo;

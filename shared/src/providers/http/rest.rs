@@ -108,6 +108,7 @@ impl RestWorkerTransport {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
+        crate::providers::aws_sdk::install_tls_crypto();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)

@@ -88,7 +88,9 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(start)
 }
 
-/// An SDK configuration for moto: static test credentials, us-east-1.
+/// An SDK configuration for moto: static test credentials, us-east-1. (Shared
+/// with tools/local-aws, which has no tpf-core: the SDK default HTTPS client,
+/// enabled by that crate.)
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&moto().endpoint)
