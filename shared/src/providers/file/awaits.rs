@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::executions::{require_name, write_free, write_replace};
+use super::executions::{pending, require_name, write_free, write_replace_pending};
 use super::fsutil::{
     blocking, is_short_component, json_stems, lock_exclusive, read_json, subdir_names, to_json,
 };
@@ -385,6 +385,8 @@ impl AwaitStore for FileAwaitStore {
         let dirs = TenantDirs::new(&self.root, &next.tenant_id);
         let next = next.clone();
         blocking(move || {
+            // The temporary before the lock (see `PendingFile`).
+            let file = pending(&dirs.interactions(), &json_name(&next.interaction_id))?;
             let _lock = lock_exclusive(&dirs.tenant)?;
             let Some(stored) =
                 dirs.live_interaction(&next.tenant_id, &next.interaction_id, now_ms)?
@@ -394,11 +396,7 @@ impl AwaitStore for FileAwaitStore {
             if !interaction_updatable(&stored, expected_version, now_ms) {
                 return Ok(Write::Lost);
             }
-            write_replace(
-                &dirs.interactions(),
-                &json_name(&next.interaction_id),
-                &to_json(&next)?,
-            )?;
+            write_replace_pending(file, &to_json(&next)?)?;
             Ok(Write::Written)
         })
         .await?
@@ -422,6 +420,7 @@ impl AwaitStore for FileAwaitStore {
             expected_status.to_owned(),
         );
         blocking(move || {
+            let file = pending(&dirs.interactions(), &json_name(&id))?;
             let _lock = lock_exclusive(&dirs.tenant)?;
             let Some(mut stored) = dirs
                 .live_interaction(&tenant, &id, now_ms)?
@@ -430,7 +429,7 @@ impl AwaitStore for FileAwaitStore {
                 return Ok(Write::Lost);
             };
             stored.settle_due_epoch_ms = settle_due_epoch_ms;
-            write_replace(&dirs.interactions(), &json_name(&id), &to_json(&stored)?)?;
+            write_replace_pending(file, &to_json(&stored)?)?;
             Ok(Write::Written)
         })
         .await?
@@ -450,6 +449,7 @@ impl AwaitStore for FileAwaitStore {
         let dirs = TenantDirs::new(&self.root, tenant);
         let (tenant, id, status) = (tenant.to_owned(), unit_id.to_owned(), status.to_owned());
         blocking(move || {
+            let file = pending(&dirs.units(), &json_name(&id))?;
             let _lock = lock_exclusive(&dirs.tenant)?;
             let next = dirs
                 .live_unit(&tenant, &id, now_ms)?
@@ -457,7 +457,7 @@ impl AwaitStore for FileAwaitStore {
             let Some(next) = next else {
                 return Ok(Write::Lost);
             };
-            write_replace(&dirs.units(), &json_name(&id), &to_json(&next)?)?;
+            write_replace_pending(file, &to_json(&next)?)?;
             Ok(Write::Written)
         })
         .await?

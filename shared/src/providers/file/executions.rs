@@ -31,8 +31,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::fsutil::{
-    blocking, create_if_absent_named, io_error, is_short_component, json_stems, lock_exclusive,
-    read_json, replace_named, subdir_names, to_json,
+    blocking, io_error, is_short_component, json_stems, lock_exclusive, read_json, subdir_names,
+    to_json, PendingFile,
 };
 use crate::domain::execution::{ExecutionRecord, HistoryEvent, KeyEntry};
 use crate::error::StoreError;
@@ -67,26 +67,52 @@ pub(super) fn require_name(what: &str, id: &str) -> Result<(), StoreError> {
     }
 }
 
-/// `dir/name` written create-if-absent, or replaced when `replace_existing`
-/// (the file there is expired). `Ok(false)`: a file appeared meanwhile.
+/// The temporary of `dir/name`, created before the caller takes the tenant
+/// lock (see [`PendingFile`]).
+pub(super) fn pending(dir: &Path, name: &str) -> Result<PendingFile, StoreError> {
+    PendingFile::new(dir, name)
+        .map_err(|e| io_error("creating a temporary for", &dir.join(name), e))
+}
+
+/// `file`'s target written create-if-absent, or replaced when
+/// `replace_existing` (the file there is expired). `Ok(false)`: a file
+/// appeared meanwhile.
+pub(super) fn write_free_pending(
+    file: PendingFile,
+    bytes: &[u8],
+    replace_existing: bool,
+) -> Result<bool, StoreError> {
+    let target = file.target();
+    if replace_existing {
+        file.replace(bytes)
+            .map_err(|e| io_error("replacing", &target, e))?;
+        Ok(true)
+    } else {
+        file.create_if_absent(bytes)
+            .map_err(|e| io_error("creating", &target, e))
+    }
+}
+
+/// [`write_free_pending`] through a temporary created now.
 pub(super) fn write_free(
     dir: &Path,
     name: &str,
     bytes: &[u8],
     replace_existing: bool,
 ) -> Result<bool, StoreError> {
-    let target = || dir.join(name);
-    if replace_existing {
-        replace_named(dir, name, bytes).map_err(|e| io_error("replacing", &target(), e))?;
-        Ok(true)
-    } else {
-        create_if_absent_named(dir, name, bytes).map_err(|e| io_error("creating", &target(), e))
-    }
+    write_free_pending(pending(dir, name)?, bytes, replace_existing)
 }
 
-/// `dir/name` replaced atomically.
+/// `file`'s target replaced atomically.
+pub(super) fn write_replace_pending(file: PendingFile, bytes: &[u8]) -> Result<(), StoreError> {
+    let target = file.target();
+    file.replace(bytes)
+        .map_err(|e| io_error("replacing", &target, e))
+}
+
+/// `dir/name` replaced atomically through a temporary created now.
 pub(super) fn write_replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    replace_named(dir, name, bytes).map_err(|e| io_error("replacing", &dir.join(name), e))
+    write_replace_pending(pending(dir, name)?, bytes)
 }
 
 fn json_name(id: &str) -> String {
@@ -238,6 +264,7 @@ impl TenantDirs {
 /// T1 under the tenant lock.
 fn create_locked(
     dirs: &TenantDirs,
+    file: PendingFile,
     record: &ExecutionRecord,
     event: &HistoryEvent,
     key: Option<&KeyEntry>,
@@ -266,12 +293,7 @@ fn create_locked(
         write_replace(&dirs.keys(), &key_name(&key.execution_key), &to_json(key)?)?;
     }
     let bytes = execution_bytes(record, std::slice::from_ref(event))?;
-    if write_free(
-        &dirs.executions(),
-        &json_name(id),
-        &bytes,
-        existing.is_some(),
-    )? {
+    if write_free_pending(file, &bytes, existing.is_some())? {
         Ok(CreateExecution::Created)
     } else {
         Ok(CreateExecution::IdTaken)
@@ -281,6 +303,7 @@ fn create_locked(
 /// T2–T9 under the tenant lock.
 fn update_locked(
     dirs: &TenantDirs,
+    file: PendingFile,
     next: &ExecutionRecord,
     expected_version: u64,
     event: &HistoryEvent,
@@ -315,11 +338,7 @@ fn update_locked(
         }
     }
     history.push(event.clone());
-    write_replace(
-        &dirs.executions(),
-        &json_name(id),
-        &execution_bytes(next, &history)?,
-    )?;
+    write_replace_pending(file, &execution_bytes(next, &history)?)?;
     Ok(Write::Written)
 }
 
@@ -338,8 +357,10 @@ impl ExecutionStore for FileExecutionStore {
         let dirs = TenantDirs::new(&self.root, &record.tenant_id);
         let (record, event, key) = (record.clone(), event.clone(), key.cloned());
         blocking(move || {
+            // The execution's temporary before the lock (see `PendingFile`).
+            let file = pending(&dirs.executions(), &json_name(&record.execution_id))?;
             let _lock = lock_exclusive(&dirs.tenant)?;
-            create_locked(&dirs, &record, &event, key.as_ref(), now_ms)
+            create_locked(&dirs, file, &record, &event, key.as_ref(), now_ms)
             // `_lock` is dropped here: closing the file releases the flock.
         })
         .await?
@@ -387,8 +408,10 @@ impl ExecutionStore for FileExecutionStore {
         let dirs = TenantDirs::new(&self.root, &next.tenant_id);
         let (next, event) = (next.clone(), event.clone());
         blocking(move || {
+            // The execution's temporary before the lock (see `PendingFile`).
+            let file = pending(&dirs.executions(), &json_name(&next.execution_id))?;
             let _lock = lock_exclusive(&dirs.tenant)?;
-            update_locked(&dirs, &next, expected_version, &event, now_ms)
+            update_locked(&dirs, file, &next, expected_version, &event, now_ms)
         })
         .await?
     }

@@ -142,38 +142,85 @@ pub(crate) fn is_short_component(id: &str) -> bool {
     is_component(id) && id.len() <= 200
 }
 
-/// Creates `dir` (and parents) and writes `bytes` to the new temporary
-/// `.<name>.<uuid>.tmp` in it; returns the temporary's path.
-fn write_named_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    fs::create_dir_all(dir)?;
-    let path = dir.join(named_temp(name));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    if let Err(e) = file.write_all(bytes) {
-        drop(file);
-        let _ = fs::remove_file(&path);
-        return Err(e);
+/// A record about to be written: its temporary `.<name>.<uuid>.tmp`
+/// (`EXECUTION.md` §10.4), created empty in the target directory, then
+/// filled and renamed or linked into place by [`PendingFile::replace`] /
+/// [`PendingFile::create_if_absent`]. Dropped unused, the temporary is
+/// unlinked.
+///
+/// Why it is a value: a conditional writer creates it *before* it takes the
+/// tenant lock, so allocating the inode (the costliest step of a write on
+/// ext4, worse without a journal, where the allocator skips every inode
+/// freed in the last seconds) runs outside the critical section that all
+/// writers of a tenant share (BENCHMARKS.md, throughput of the file stack).
+#[derive(Debug)]
+pub(crate) struct PendingFile {
+    dir: PathBuf,
+    name: String,
+    temp: PathBuf,
+    file: Option<File>,
+    /// Set once the temporary was renamed into place (nothing to unlink).
+    renamed: bool,
+}
+
+impl PendingFile {
+    /// Creates `dir` (and parents) and the empty temporary of `dir/name`.
+    pub(crate) fn new(dir: &Path, name: &str) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let temp = dir.join(named_temp(name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            temp,
+            file: Some(file),
+            renamed: false,
+        })
     }
-    Ok(path)
+
+    /// The target path `dir/name`.
+    pub(crate) fn target(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    /// Writes `bytes` into the temporary and closes it.
+    fn fill(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.file.take() {
+            Some(mut file) => file.write_all(bytes),
+            None => Err(io::Error::other("temporary file already used")),
+        }
+    }
+
+    /// Writes `bytes` as `dir/name`, replacing any previous file atomically
+    /// (`rename(2)`).
+    pub(crate) fn replace(mut self, bytes: &[u8]) -> io::Result<()> {
+        self.fill(bytes)?;
+        fs::rename(&self.temp, self.target())?;
+        self.renamed = true;
+        Ok(())
+        // On failure, drop unlinks the temporary.
+    }
+
+    /// Writes `bytes` as `dir/name` only if that name is absent (link, then
+    /// the temporary is unlinked). `Ok(false)`: it existed.
+    pub(crate) fn create_if_absent(mut self, bytes: &[u8]) -> io::Result<bool> {
+        self.fill(bytes)?;
+        link_no_replace(&self.temp, &self.target())
+        // Drop unlinks the temporary (already gone after a rename fallback).
+    }
 }
 
-/// [`create_if_absent`] through a `.<name>.<uuid>.tmp` temporary
-/// (`EXECUTION.md` §10.4). `Ok(false)`: `dir/name` existed.
-pub(crate) fn create_if_absent_named(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
-    let tmp = write_named_temp(dir, name, bytes)?;
-    let linked = link_no_replace(&tmp, &dir.join(name));
-    let _ = fs::remove_file(&tmp);
-    linked
-}
-
-/// [`replace`] through a `.<name>.<uuid>.tmp` temporary (`EXECUTION.md` §10.4).
-pub(crate) fn replace_named(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_named_temp(dir, name, bytes)?;
-    fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // A leftover after a failed unlink is harmless: readers skip
+            // dot-files.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// Serialises a stored value as compact JSON.
@@ -257,9 +304,48 @@ pub(crate) fn subdir_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
-/// Opens (creating) `dir/.lock` and takes an exclusive `flock` on it,
-/// waiting as long as needed; the lock is released when the file is dropped.
-pub(crate) fn lock_exclusive(dir: &Path) -> Result<File, StoreError> {
+/// The exclusive lock of one state directory: the in-process gate of that
+/// directory, then the `flock` of `dir/.lock`. Dropping it releases both
+/// (the file first).
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    // Field order is drop order: the flock is released before the gate.
+    _file: File,
+    _gate: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The in-process gate of `dir`: one mutex per lock directory for the life
+/// of the process (a handful: one per tenant, one per pipeline's workers).
+///
+/// Why: `flock` alone serialises writers of several processes, but every
+/// writer of this process would park a blocking-pool thread on it and each
+/// release wakes all of them to race again. The gate queues this process's
+/// writers on a futex that hands over to one waiter, so at most one thread
+/// per process waits on the `flock`, which then only arbitrates between
+/// processes (BENCHMARKS.md, throughput of the file stack).
+fn gate(dir: &Path) -> &'static std::sync::Mutex<()> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    type Gates = Mutex<HashMap<PathBuf, &'static Mutex<()>>>;
+    static GATES: LazyLock<Gates> = LazyLock::new(Default::default);
+    let mut gates = GATES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    gates
+        .entry(dir.to_owned())
+        // Leaked on purpose: lives as long as the process, like the map.
+        .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+}
+
+/// Takes the in-process gate of `dir`, then opens (creating) `dir/.lock`
+/// and takes an exclusive `flock` on it, waiting as long as needed; both
+/// are released when the returned lock is dropped.
+pub(crate) fn lock_exclusive(dir: &Path) -> Result<DirLock, StoreError> {
+    // A writer that panicked under the gate left no partial write behind
+    // (writes are atomic renames), so a poisoned gate is still usable.
+    let gate = gate(dir)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
     let path = dir.join(".lock");
     let file = OpenOptions::new()
@@ -271,7 +357,12 @@ pub(crate) fn lock_exclusive(dir: &Path) -> Result<File, StoreError> {
         .map_err(|e| io_error("opening", &path, e))?;
     loop {
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) {
-            Ok(()) => return Ok(file),
+            Ok(()) => {
+                return Ok(DirLock {
+                    _file: file,
+                    _gate: gate,
+                })
+            }
             Err(rustix::io::Errno::INTR) => continue,
             Err(errno) => return Err(io_error("locking", &path, errno.into())),
         }
@@ -300,6 +391,53 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+    }
+
+    #[test]
+    fn a_pending_file_dropped_unused_leaves_nothing_and_a_used_one_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(PendingFile::new(dir.path(), "a.json").unwrap());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        PendingFile::new(dir.path(), "a.json")
+            .unwrap()
+            .replace(b"1")
+            .unwrap();
+        assert!(!PendingFile::new(dir.path(), "a.json")
+            .unwrap()
+            .create_if_absent(b"2")
+            .unwrap());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+        assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"1");
+    }
+
+    /// Read-modify-write of one counter file by threads of one process under
+    /// `lock_exclusive` (gate + flock) loses no increment.
+    #[test]
+    fn the_directory_lock_serialises_writers_of_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        replace(dir.path(), "n.json", b"0").unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _lock = lock_exclusive(&dir).unwrap();
+                        let n: u64 = read_json(&dir.join("n.json")).unwrap().unwrap();
+                        std::thread::yield_now();
+                        replace(&dir, "n.json", (n + 1).to_string().as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n: u64 = read_json(&dir.path().join("n.json")).unwrap().unwrap();
+        assert_eq!(n, 200);
     }
 
     #[test]
