@@ -22,6 +22,8 @@ const DIGEST: &str = "sha256:e94a8a17af6867438729f19cdedcd8ea8f30fc0c940f8c08257
 struct FakeWorker {
     answer: Arc<Mutex<(u16, String)>>,
     calls: Arc<AtomicUsize>,
+    /// How long each probe waits before answering.
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl FakeWorker {
@@ -29,6 +31,7 @@ impl FakeWorker {
         let w = FakeWorker {
             answer: Arc::new(Mutex::new((status, body.to_string()))),
             calls: Arc::new(AtomicUsize::new(0)),
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
         };
         let me = w.clone();
         let app = axum::Router::new().route(
@@ -56,6 +59,8 @@ impl FakeWorker {
                     if !signed {
                         return (StatusCode::UNAUTHORIZED, String::new());
                     }
+                    let delay = *me.delay.lock().unwrap();
+                    tokio::time::sleep(delay).await;
                     let (s, b) = me.answer.lock().unwrap().clone();
                     (StatusCode::from_u16(s).unwrap(), b)
                 }
@@ -136,12 +141,22 @@ async fn wl12_matching_capabilities_register_the_worker() {
 #[tokio::test]
 async fn wl12_another_identity_is_409_and_nothing_is_stored() {
     let other_digest = format!("sha256:{}", "0".repeat(64));
-    for (release, digest, member) in [
-        ("2025.02.0", DIGEST, "releaseVersion"),
-        ("2025.01.0", other_digest.as_str(), "artifactDigest"),
+    let with = |member: &str, value: &str| {
+        let mut c = caps("2025.01.0", DIGEST);
+        c[member] = json!(value);
+        c
+    };
+    for (answer, member) in [
+        (caps("2025.02.0", DIGEST), "releaseVersion"),
+        (caps("2025.01.0", &other_digest), "artifactDigest"),
+        (
+            with("contractVersion", "sha256:000000000000"),
+            "contractVersion",
+        ),
+        (with("pipelineId", "another-pipeline"), "pipelineId"),
     ] {
         let app = app_with_probe();
-        let (_, url) = FakeWorker::start(200, caps(release, digest)).await;
+        let (w, url) = FakeWorker::start(200, answer).await;
         let r = register(&app, &body(&url, "rest")).await;
         r.assert_error(409, "WORKER_CAPABILITIES_MISMATCH");
         assert!(
@@ -150,7 +165,41 @@ async fn wl12_another_identity_is_409_and_nothing_is_stored() {
             r.body
         );
         assert_eq!(listed(&app).await, 0);
+        assert_eq!(w.calls.load(Ordering::SeqCst), 1, "{member}: one probe");
     }
+}
+
+#[tokio::test]
+async fn wl12_a_probe_that_times_out_is_503_worker_unreachable_and_nothing_is_stored() {
+    let app = app_with_probe();
+    // A worker that would answer a matching identity, but too late.
+    let (w, url) = FakeWorker::start(200, caps("2025.01.0", DIGEST)).await;
+    *w.delay.lock().unwrap() = Duration::from_secs(9);
+    let started = std::time::Instant::now();
+    let r = register(&app, &body(&url, "rest")).await;
+    let waited = started.elapsed();
+    r.assert_error(503, "WORKER_UNREACHABLE");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("timed out"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.headers["retry-after"], "5");
+    // The probe's fixed 5 s request timeout (RELEASES.md §6.1), not the
+    // worker's answer, ended the wait.
+    assert!(
+        waited >= Duration::from_millis(4_900) && waited < Duration::from_secs(8),
+        "waited {waited:?}"
+    );
+    assert_eq!(w.calls.load(Ordering::SeqCst), 1, "the probe was sent");
+    assert_eq!(listed(&app).await, 0);
+    // Answering in time, the same worker registers.
+    *w.delay.lock().unwrap() = Duration::ZERO;
+    assert_eq!(
+        register(&app, &body(&url, "rest")).await.assert_ok()["state"],
+        "HEALTHY"
+    );
+    assert_eq!(listed(&app).await, 1);
 }
 
 #[tokio::test]
