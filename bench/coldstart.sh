@@ -21,10 +21,10 @@ lambda_dir="${CARGO_TARGET_DIR:-target}/lambda"
 
 if [[ "${1:-}" == sizes ]]; then
     budget=$((8 * 1024 * 1024))
-    cargo lambda build --profile lambda --arm64 --output-format zip "${packages[@]}"
+    cargo lambda build --profile deploy --arm64 --output-format zip "${packages[@]}"
     # The zip build leaves bootstrap.zip; build again for the bare binary
     # (no recompilation, cargo-lambda only repackages).
-    cargo lambda build --profile lambda --arm64 "${packages[@]}"
+    cargo lambda build --profile deploy --arm64 "${packages[@]}"
     printf '%-17s %12s %12s %s\n' function bootstrap zip budget
     for f in "${functions[@]}"; do
         bin=$(stat -c %s "$lambda_dir/$f/bootstrap" 2>/dev/null || echo 0)
@@ -37,5 +37,5 @@ if [[ "${1:-}" == sizes ]]; then
     exit 0
 fi
 
-cargo lambda build --profile lambda --x86-64 --compiler cargo "${packages[@]}"
+cargo lambda build --profile deploy --x86-64 --compiler cargo "${packages[@]}"
 cargo run -p tpf-bench --release --bin tpf-coldstart -- --lambda-dir "$lambda_dir" "$@"
