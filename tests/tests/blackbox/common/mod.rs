@@ -5,7 +5,8 @@
 //! small HTTP helpers.
 //!
 //! Every process started here is stopped on drop (the stack's whole process
-//! group, the worker process itself), also when a test fails.
+//! group, the worker process itself), also when a test fails; a failing test
+//! keeps the stack's state directory with its logs and prints where it is.
 
 // Each test crate that includes this module uses only part of it.
 #![allow(dead_code)]
@@ -18,6 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ADMIN: &str = "blackbox-admin-token";
+/// The run command's local defaults (`infra/lib.sh`, README table).
+pub const LOCAL_ADMIN: &str = "local-admin-token";
+pub const LOCAL_CONTROL: &str = "local-control-token";
+pub const LOCAL_SECRET: &str = "local-worker-secret";
 pub const CONTROL: &str = "blackbox-control-token";
 pub const SECRET: &str = "blackbox-worker-secret";
 pub const TENANT_BASE: &str = "/tpf/admin/tenants/acme/pipelines/restaurant-approval";
@@ -31,12 +36,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The running stack; stopped (whole process group) on drop.
+/// The running stack; stopped (whole process group) on drop. When the test
+/// is failing (dropped while panicking), its state directory — `watch.log`,
+/// the worker logs, the stored state — is kept, and the end of the log is
+/// printed.
 pub struct Stack {
     child: Child,
     pub base: String,
     log: PathBuf,
-    _state: tempfile::TempDir,
+    state: Option<tempfile::TempDir>,
     pub state_root: PathBuf,
 }
 
@@ -54,6 +62,16 @@ impl Drop for Stack {
             .arg(format!("-{}", self.child.id()))
             .status();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            if let Some(dir) = self.state.take() {
+                let kept = dir.keep();
+                eprintln!(
+                    "test failed: state and logs kept in {} (watch.log, worker logs); end of watch.log:\n{}",
+                    kept.display(),
+                    self.log_tail()
+                );
+            }
+        }
     }
 }
 
@@ -91,33 +109,103 @@ pub async fn start_with(env: &[(&str, &str)]) -> Stack {
 /// [`start_with`] in a state directory the caller created (to name files
 /// inside it in `env`).
 pub async fn start_in(state: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
-    start_script("infra/run-local.sh", state, env).await
+    start_script("infra/run-local.sh", state, env, Tokens::Harness).await
+}
+
+/// The stack exactly as the README's run command starts it: every local
+/// default in force (tokens `local-admin-token` and `local-control-token`,
+/// worker secret `local-worker-secret`, `RUST_LOG=info`, the file providers
+/// under the state directory), whatever the calling environment exports.
+/// Only the port (a free one, so tests can run beside a developer's stack on
+/// 9000) and the state directory (a new temporary one) are moved.
+pub async fn start_with_defaults() -> Stack {
+    start_script(
+        "infra/run-local.sh",
+        tempfile::tempdir().unwrap(),
+        &[],
+        Tokens::LocalDefaults,
+    )
+    .await
 }
 
 /// The stack in local AWS mode (`infra/run-local-aws.sh`: moto, resources
 /// from template.yaml, dynamo/s3/sqs providers, the SQS event source and the
 /// schedule played by `tpf-local-aws pump`), in a new state directory.
 pub async fn start_aws_with(env: &[(&str, &str)]) -> Stack {
-    start_script("infra/run-local-aws.sh", tempfile::tempdir().unwrap(), env).await
+    start_script(
+        "infra/run-local-aws.sh",
+        tempfile::tempdir().unwrap(),
+        env,
+        Tokens::Harness,
+    )
+    .await
 }
+
+/// Which admin token and other local settings a started stack uses.
+#[derive(PartialEq)]
+enum Tokens {
+    /// The admin token [`ADMIN`]; the rest as inherited or defaulted.
+    Harness,
+    /// Every local default of the run command (see [`start_with_defaults`]).
+    LocalDefaults,
+}
+
+/// The variables of the run command's local defaults (besides the port and
+/// the state directory), removed from the environment for
+/// [`Tokens::LocalDefaults`] so the script's own defaults apply.
+const LOCAL_DEFAULT_VARS: &[&str] = &[
+    "TPF_LOCAL_ADDRESS",
+    "TPF_CONTROL_PLANE_ENABLED",
+    "TPF_ADMIN_ENABLED",
+    "TPF_CONTROL_PLANE_TOKEN",
+    "TPF_CONTROL_PLANE_TOKEN_REF",
+    "TPF_ADMIN_TOKEN",
+    "TPF_ADMIN_TOKEN_REF",
+    "TPF_WORKER_SHARED_SECRET",
+    "TPF_WORKER_SHARED_SECRET_REF",
+    "TPF_STATE_ROOT",
+    "TPF_RELEASES_STORAGE_ROOT",
+    "TPF_WORKER_LIFECYCLE_ROOT",
+    "TPF_RELEASES_REGISTRATION_ROOTS",
+    "TPF_RELEASES_REGISTRY_PROVIDER",
+    "TPF_WORKER_LIFECYCLE_PROVIDER",
+    "RUST_LOG",
+];
 
 /// Starts `script` (a README run command) with the local defaults, `env` on
 /// top, and waits until the three HTTP functions answer their health route.
-async fn start_script(script: &str, state: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
+async fn start_script(
+    script: &str,
+    state: tempfile::TempDir,
+    env: &[(&str, &str)],
+    tokens: Tokens,
+) -> Stack {
     use std::os::unix::process::CommandExt;
     let state_root = state.path().to_path_buf();
     let port = free_port();
     let log = state_root.join("watch.log");
     let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg(script)
         .arg("--ignore-changes")
         .current_dir(repo_root())
         // Every local default can be overridden by exporting the variable.
         .env("TPF_LOCAL_STATE_DIR", &state_root)
-        .env("TPF_LOCAL_PORT", port.to_string())
-        .env("TPF_ADMIN_TOKEN", ADMIN)
-        .env_remove("TPF_ADMIN_TOKEN_REF")
+        .env("TPF_LOCAL_PORT", port.to_string());
+    match tokens {
+        Tokens::Harness => {
+            command
+                .env("TPF_ADMIN_TOKEN", ADMIN)
+                .env_remove("TPF_ADMIN_TOKEN_REF");
+        }
+        Tokens::LocalDefaults => {
+            for var in LOCAL_DEFAULT_VARS {
+                command.env_remove(var);
+            }
+        }
+    }
+    let child = command
         .envs(env.iter().copied())
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
@@ -128,9 +216,28 @@ async fn start_script(script: &str, state: tempfile::TempDir, env: &[(&str, &str
         child,
         base: format!("http://127.0.0.1:{port}"),
         log,
-        _state: state,
+        state: Some(state),
         state_root,
     };
+    // The run command builds the binaries first (minutes on a cold or busy
+    // machine), then prints its "serving" line: wait for that line, failing
+    // at once if the command exits, before the per-function health waits.
+    let mut stack = stack;
+    let build_deadline = Instant::now() + Duration::from_secs(1800);
+    while !stack.log().contains("serving http://") {
+        if let Ok(Some(status)) = stack.child.try_wait() {
+            panic!(
+                "{script} exited ({status}) before serving; log:\n{}",
+                stack.log_tail()
+            );
+        }
+        assert!(
+            Instant::now() < build_deadline,
+            "{script} never finished building; log:\n{}",
+            stack.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let client = reqwest::Client::new();
     for function in ["control-plane", "release-admin", "worker-lifecycle"] {
         let url = format!("{}/lambda-url/{function}/tpf/health", stack.base);
@@ -172,6 +279,32 @@ impl Drop for WorkerProcess {
 
 pub fn worker_bin() -> PathBuf {
     repo_root().join("target/debug/restaurant-worker")
+}
+
+/// The README's `cargo run -p demo-release` helper, as built by the run
+/// command (`cargo build --bins`).
+pub fn demo_release_bin() -> PathBuf {
+    repo_root().join("target/debug/demo-release")
+}
+
+/// Runs `command` to completion and parses its standard output as one JSON
+/// value (what the README captures with `$(…)`); fails on a non-zero exit.
+pub fn run_json(command: &mut Command) -> Value {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e} (cargo build --bins first)"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{command:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 pub fn start_worker(port: u16, secret: &str, log: &Path) -> WorkerProcess {
@@ -283,4 +416,65 @@ pub fn decision(order_id: &str, approved: Option<bool>) -> Value {
     }
     json!({"payloadTypeId": "java.util.Map", "payloadEncoding": "application/tpf-transition+json",
            "payload": json!({"items": items}).to_string()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// A stack over a stand-in process (its own process group, as the run
+    /// command's) and a fresh state directory holding a `watch.log`.
+    fn stand_in() -> Stack {
+        let state = tempfile::tempdir().unwrap();
+        let state_root = state.path().to_path_buf();
+        let log = state_root.join("watch.log");
+        std::fs::write(&log, "the end of the log\n").unwrap();
+        let child = Command::new("sleep")
+            .arg("600")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Stack {
+            child,
+            base: String::new(),
+            log,
+            state: Some(state),
+            state_root,
+        }
+    }
+
+    fn alive(pid: u32) -> bool {
+        // A reaped process has no /proc entry (a zombie would still have one).
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn a_passing_test_stops_the_stack_and_removes_its_state() {
+        let stack = stand_in();
+        let (pid, dir) = (stack.child.id(), stack.state_root.clone());
+        assert!(alive(pid));
+        drop(stack);
+        assert!(!alive(pid), "process stopped");
+        assert!(!dir.exists(), "state removed");
+    }
+
+    #[test]
+    fn a_failing_test_stops_the_stack_but_keeps_its_state_and_log() {
+        let stack = stand_in();
+        let (pid, dir) = (stack.child.id(), stack.state_root.clone());
+        let failed = std::thread::spawn(move || {
+            let _stack = stack;
+            panic!("an assertion of the test fails");
+        })
+        .join();
+        assert!(failed.is_err());
+        assert!(!alive(pid), "process stopped");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("watch.log")).unwrap(),
+            "the end of the log\n",
+            "log kept"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
