@@ -42,7 +42,11 @@ async fn readme_walkthrough_over_cargo_lambda_watch() {
     // COM-01 at the root too: "/" is routed to control-plane (Cargo.toml's
     // watch router), which answers the JSON 404 of an unknown path.
     let (s, e) = call(&stack, "GET", "/", None, None).await;
-    assert_eq!((s, e["code"].as_str()), (404, Some("ROUTE_NOT_FOUND")), "{e}");
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (404, Some("ROUTE_NOT_FOUND")),
+        "{e}"
+    );
 
     // The Must-show token: the default admin token is the one in force.
     let (s, e) = call(&stack, "GET", &format!("{p}/releases"), Some(ADMIN), None).await;
