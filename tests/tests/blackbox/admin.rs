@@ -493,8 +493,13 @@ async fn e2e01_e2e03_restaurant_flow_incident_and_redrive_over_cargo_lambda_watc
     assert!(!failed["errorMessage"].as_str().unwrap().is_empty());
     let version = failed["version"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !stack.log_tail().contains("Execution moved to DLQ") {
-        assert!(Instant::now() < deadline, "no DLQ log line");
+    // E2E-03: the dead-letter log line names this execution.
+    let dlq_line_of_this_execution = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("Execution moved to DLQ") && l.contains(id.as_str()))
+    };
+    while !dlq_line_of_this_execution(&stack.log()) {
+        assert!(Instant::now() < deadline, "no DLQ log line for {id}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (s, red) = call(&stack, "POST", &format!("/tpf/admin/tenants/acme/executions/{id}/redrive"), Some(ADMIN),
