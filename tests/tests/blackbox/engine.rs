@@ -786,6 +786,220 @@ async fn executions_stay_on_their_pinned_release_after_a_new_activation() {
     );
 }
 
+/// Waits until something accepts connections on `port`.
+async fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// E2E-02 (`EXECUTION.md` §6, §7.3, §7.6; `API.md` §2.1 rule 6;
+/// `RELEASES.md` §6.1): a worker whose lifecycle record names another
+/// release does not make submit possible (503 `NO_HEALTHY_WORKER`, nothing
+/// created); a worker whose record names the active release but whose
+/// process hosts another one answers `FAILED` with
+/// `java.lang.IllegalArgumentException`, which is retryable (§7.3), so the
+/// execution is retried on it and ends `FAILED` with `retry_exhausted` and a
+/// dead letter.
+#[tokio::test]
+#[ignore = "needs cargo-lambda; run by infra/test.sh"]
+async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch() {
+    let state = tempfile::tempdir().unwrap();
+    let dlq = state.path().join("dlq.jsonl");
+    let dlq_text = dlq.to_str().unwrap().to_string();
+    let stack = start_in(
+        state,
+        &[
+            ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
+            ("TPF_WORKER_SHARED_SECRET", SECRET),
+            ("TPF_MAX_RETRIES", "1"),
+            ("TPF_RETRY_DELAY", "PT1S"),
+            ("TPF_DLQ_PROVIDER", "file"),
+            ("TPF_DLQ_FILE", &dlq_text),
+        ],
+    )
+    .await;
+    let rel1 = register_release(&stack, &demo_release::DemoSpec::default()).await;
+    activate(&stack, "2025.01.0").await;
+    let spec2 = demo_release::DemoSpec {
+        release_version: "2025.02.0".into(),
+        ..Default::default()
+    };
+    let rel2 = register_release(&stack, &spec2).await;
+    let other_release = [("RESTAURANT_RELEASE_VERSION", "2025.02.0")];
+
+    // (a) kitchen-2 hosts 2025.02.0 and its record says so: HEALTHY, but
+    // not for the active release.
+    let port_b = free_port();
+    let _worker_b = start_worker_with(
+        port_b,
+        SECRET,
+        &stack.state_root.join("worker-b.log"),
+        &other_release,
+    );
+    register_worker(&stack, &worker_body(&rel2, "kitchen-2", port_b)).await;
+    // Registering it for 2025.01.0 is refused by the capability probe, and
+    // stores nothing.
+    let (s, e) = call(
+        &stack,
+        "POST",
+        &format!("{TENANT_BASE}/workers/register"),
+        Some(ADMIN),
+        Some(worker_body(&rel1, "kitchen-2b", port_b)),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("WORKER_CAPABILITIES_MISMATCH")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &stack,
+        "POST",
+        &format!("{CP}/executions"),
+        Some(CONTROL),
+        Some(
+            json!({"pipelineId": "restaurant-approval", "inputShape": "UNI",
+            "idempotencyKey": "e2e02-a", "inputPayload": {"payloadTypeId": ORDER_TYPE,
+            "payloadEncoding": "application/tpf-transition+json",
+            "payload": json!({"customerName": "Ada Lovelace"}).to_string()}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str(), e["message"].as_str()),
+        (
+            503,
+            Some("NO_HEALTHY_WORKER"),
+            Some(
+                "No healthy worker for release 2025.01.0 of pipeline restaurant-approval; \
+                 no worker lifecycle record is registered for this release"
+            )
+        ),
+        "{e}"
+    );
+    let (s, list) = call(
+        &stack,
+        "GET",
+        &format!("{CP}/executions"),
+        Some(CONTROL),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["items"], json!([]), "nothing was created");
+
+    // (b) kitchen-1 registers for 2025.01.0 (the probe sees 2025.01.0), then
+    // its process is redeployed hosting 2025.02.0 on the same endpoint; its
+    // record still names 2025.01.0.
+    let port_a = free_port();
+    let log_a = stack.state_root.join("worker-a.log");
+    let worker_a = start_worker(port_a, SECRET, &log_a);
+    register_worker(&stack, &worker_body(&rel1, "kitchen-1", port_a)).await;
+    drop(worker_a);
+    let _worker_a = start_worker_with(port_a, SECRET, &log_a, &other_release);
+    wait_listening(port_a).await;
+
+    let id = submit(&stack).await;
+    let failed = wait_status(&stack, &id, "FAILED").await;
+    let message = "java.lang.IllegalArgumentException: releaseVersion mismatch: \
+                   command pins 2025.01.0, worker hosts 2025.02.0";
+    assert_eq!(
+        (
+            failed["errorCode"].as_str(),
+            failed["errorMessage"].as_str(),
+            failed["attempt"].as_u64(),
+            failed["stepIndex"].as_u64(),
+        ),
+        (
+            Some("TransitionWorkerFailureException"),
+            Some(message),
+            Some(1),
+            Some(0),
+        ),
+        "{failed}"
+    );
+    // Pinned to the active release, which the record names.
+    let (s, list) = call(
+        &stack,
+        "GET",
+        &format!("{CP}/executions"),
+        Some(CONTROL),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(
+        (
+            items[0]["executionId"].as_str(),
+            items[0]["releaseVersion"].as_str()
+        ),
+        (Some(id.as_str()), Some("2025.01.0")),
+        "{list}"
+    );
+    let events = history(&stack, &id).await;
+    assert_eq!(
+        types(&events),
+        [
+            "SUBMITTED",
+            "CLAIMED",
+            "RETRY_SCHEDULED",
+            "CLAIMED",
+            "FAILED"
+        ],
+        "{events:?}"
+    );
+    for e in [&events[2], &events[4]] {
+        assert_eq!(e["workerId"], "kitchen-1", "{e}");
+        assert_eq!(e["errorCode"], "TransitionWorkerFailureException", "{e}");
+        assert_eq!(e["errorMessage"], message, "{e}");
+    }
+    assert_eq!(events[4]["terminalReason"], "retry_exhausted", "{events:?}");
+    let lines = wait_dlq(&stack, &dlq, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let dl = &lines[0];
+    assert_eq!(
+        (
+            dl["executionId"].as_str(),
+            dl["terminalReason"].as_str(),
+            dl["retryable"].as_bool(),
+            dl["errorCode"].as_str(),
+            dl["errorMessage"].as_str(),
+            dl["retriesObserved"].as_u64(),
+            dl["transitionKey"].as_str(),
+        ),
+        (
+            Some(id.as_str()),
+            Some("retry_exhausted"),
+            Some(true),
+            Some("TransitionWorkerFailureException"),
+            Some(message),
+            Some(1),
+            Some(format!("{id}:0:1").as_str()),
+        ),
+        "{dl}"
+    );
+    // The redeployed process was called twice and refused both times.
+    let log = log_text(&log_a);
+    let refused = log
+        .lines()
+        .filter(|l| {
+            l.contains(&id)
+                && l.contains("transition executed")
+                && l.contains("FAILED")
+                && l.contains("java.lang.IllegalArgumentException")
+        })
+        .count();
+    assert_eq!(refused, 2, "worker A log:\n{log}");
+}
+
 /// The local AWS mode of the README (`infra/run-local-aws.sh`): the
 /// restaurant flow with its await, end to end, on DynamoDB tables, an S3
 /// bucket and SQS queues created on moto from template.yaml, the tokens and
