@@ -1056,7 +1056,7 @@ async fn local_aws_mode_runs_the_restaurant_flow_on_dynamodb_s3_and_sqs() {
         })
         .expect("the script names its AWS endpoint")
         .to_string();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = tpf_core::providers::aws_sdk::config_loader()
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
