@@ -56,23 +56,6 @@ pub(crate) fn temp_name() -> String {
     format!(".tmp-{}", uuid::Uuid::new_v4())
 }
 
-/// Creates `dir` (and parents) and writes `bytes` to a new temporary file in
-/// it; returns the temporary's path.
-fn write_temp(dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-    fs::create_dir_all(dir)?;
-    let path = dir.join(temp_name());
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    if let Err(e) = file.write_all(bytes) {
-        drop(file);
-        let _ = fs::remove_file(&path);
-        return Err(e);
-    }
-    Ok(path)
-}
-
 /// Links `from` to `to` without ever replacing `to`: `link(2)`, or
 /// `renameat2(RENAME_NOREPLACE)` on file systems without hard links.
 /// `Ok(false)` when `to` already exists.
@@ -113,21 +96,13 @@ fn links_unsupported(e: &io::Error) -> bool {
 /// Writes `bytes` as `dir/name` only if that name is absent (temporary file,
 /// then link; the temporary is unlinked after). `Ok(false)`: it existed.
 pub(crate) fn create_if_absent(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
-    let tmp = write_temp(dir, bytes)?;
-    let linked = link_no_replace(&tmp, &dir.join(name));
-    // Already gone after a rename fallback; a leftover is harmless anyway
-    // (readers skip dot-files).
-    let _ = fs::remove_file(&tmp);
-    linked
+    PendingFile::with_temp(dir, name, temp_name())?.create_if_absent(bytes)
 }
 
 /// Writes `bytes` as `dir/name`, replacing any previous file atomically
 /// (temporary file, then `rename(2)`).
 pub(crate) fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(dir, bytes)?;
-    fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    PendingFile::with_temp(dir, name, temp_name())?.replace(bytes)
 }
 
 /// The temporary name `.<name>.<uuid>.tmp` of `EXECUTION.md` §10.4 (readers
@@ -166,8 +141,14 @@ pub(crate) struct PendingFile {
 impl PendingFile {
     /// Creates `dir` (and parents) and the empty temporary of `dir/name`.
     pub(crate) fn new(dir: &Path, name: &str) -> io::Result<Self> {
+        Self::with_temp(dir, name, named_temp(name))
+    }
+
+    /// [`PendingFile::new`] with the temporary named `temp_name` (the
+    /// registries' `.tmp-<uuid>` form).
+    fn with_temp(dir: &Path, name: &str, temp_name: String) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let temp = dir.join(named_temp(name));
+        let temp = dir.join(temp_name);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
