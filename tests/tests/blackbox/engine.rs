@@ -12,12 +12,82 @@ use crate::common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ORDER_TYPE: &str =
     "org.pipelineframework.restaurantapproval.common.dto.PlaceRestaurantOrderRequestDto";
+
+/// The test control-plane token and worker secret.
+const ENGINE_ENV: [(&str, &str); 2] = [
+    ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
+    ("TPF_WORKER_SHARED_SECRET", SECRET),
+];
+
+/// Starts the stack with the test control-plane token and worker secret,
+/// `env` on top.
+async fn start_engine(env: &[(&str, &str)]) -> Stack {
+    start_with(&[&ENGINE_ENV[..], env].concat()).await
+}
+
+/// [`start_engine`] with the `file` dead-letter sink writing `dlq.jsonl` in
+/// the state directory; returns the stack and that file's path.
+async fn start_with_dlq(env: &[(&str, &str)]) -> (Stack, PathBuf) {
+    let state = tempfile::tempdir().unwrap();
+    let dlq = state.path().join("dlq.jsonl");
+    let dlq_text = dlq.to_str().unwrap().to_string();
+    let sink = [
+        ("TPF_DLQ_PROVIDER", "file"),
+        ("TPF_DLQ_FILE", dlq_text.as_str()),
+    ];
+    let stack = start_in(state, &[&ENGINE_ENV[..], env, &sink[..]].concat()).await;
+    (stack, dlq)
+}
+
+/// `GET {CP}{path}` with the control-plane token; asserts 200 and returns
+/// the body.
+async fn control_get(stack: &Stack, path: &str) -> Value {
+    let (s, body) = call(stack, "GET", &format!("{CP}{path}"), Some(CONTROL), None).await;
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
+/// `POST {CP}/executions` with `body`.
+async fn post_submit(stack: &Stack, body: Value) -> (u16, Value) {
+    call(
+        stack,
+        "POST",
+        &format!("{CP}/executions"),
+        Some(CONTROL),
+        Some(body),
+    )
+    .await
+}
+
+/// `POST {TENANT_BASE}/workers/register` with `body` (admin token).
+async fn post_register_worker(stack: &Stack, body: Value) -> (u16, Value) {
+    call(
+        stack,
+        "POST",
+        &format!("{TENANT_BASE}/workers/register"),
+        Some(ADMIN),
+        Some(body),
+    )
+    .await
+}
+
+/// Admin re-drive of execution `id` with `body`.
+async fn redrive(stack: &Stack, id: &str, body: Value) -> (u16, Value) {
+    call(
+        stack,
+        "POST",
+        &format!("/tpf/admin/tenants/acme/executions/{id}/redrive"),
+        Some(ADMIN),
+        Some(body),
+    )
+    .await
+}
 
 /// Writes the demo release `spec` into the stack's registration root and
 /// registers it; returns the release record.
@@ -61,14 +131,7 @@ fn worker_body(rel: &Value, worker_id: &str, port: u16) -> Value {
 async fn register_worker(stack: &Stack, body: &Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (s, w) = call(
-            stack,
-            "POST",
-            &format!("{TENANT_BASE}/workers/register"),
-            Some(ADMIN),
-            Some(body.clone()),
-        )
-        .await;
+        let (s, w) = post_register_worker(stack, body.clone()).await;
         if s == 200 {
             assert_eq!(w["state"], "HEALTHY", "{w}");
             return;
@@ -97,14 +160,7 @@ async fn submit(stack: &Stack) -> String {
         "items": "Margherita Pizza", "totalAmount": "27.50", "currency": "EUR"});
     let body = json!({"pipelineId": "restaurant-approval", "inputShape": "UNI", "inputPayload": {
         "payloadTypeId": ORDER_TYPE, "payloadEncoding": "application/tpf-transition+json", "payload": order.to_string()}});
-    let (s, sub) = call(
-        stack,
-        "POST",
-        &format!("{CP}/executions"),
-        Some(CONTROL),
-        Some(body),
-    )
-    .await;
+    let (s, sub) = post_submit(stack, body).await;
     assert_eq!((s, sub["duplicate"].as_bool()), (200, Some(false)), "{sub}");
     sub["executionId"].as_str().unwrap().to_string()
 }
@@ -117,15 +173,7 @@ async fn wait_status(stack: &Stack, id: &str, status: &str) -> Value {
 }
 
 async fn history(stack: &Stack, id: &str) -> Vec<Value> {
-    let (s, h) = call(
-        stack,
-        "GET",
-        &format!("{CP}/executions/{id}/history"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{h}");
+    let h = control_get(stack, &format!("/executions/{id}/history")).await;
     h["events"].as_array().unwrap().clone()
 }
 
@@ -224,13 +272,7 @@ fn log_text(path: &Path) -> String {
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn retries_with_backoff_while_the_worker_is_down_then_succeeds() {
-    let stack = start_with(&[
-        ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-        ("TPF_WORKER_SHARED_SECRET", SECRET),
-        ("TPF_RETRY_DELAY", "PT1S"),
-        ("TPF_SWEEP_INTERVAL", "PT1S"),
-    ])
-    .await;
+    let stack = start_engine(&[("TPF_RETRY_DELAY", "PT1S"), ("TPF_SWEEP_INTERVAL", "PT1S")]).await;
     let worker_port = free_port();
     let worker_log = stack.state_root.join("worker.log");
     let worker = start_worker(worker_port, SECRET, &worker_log);
@@ -348,19 +390,7 @@ async fn retries_with_backoff_while_the_worker_is_down_then_succeeds() {
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn non_retryable_failure_writes_the_dead_letter_file_and_redrive_fails_again() {
-    let state = tempfile::tempdir().unwrap();
-    let dlq = state.path().join("dlq.jsonl");
-    let dlq_text = dlq.to_str().unwrap().to_string();
-    let stack = start_in(
-        state,
-        &[
-            ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-            ("TPF_WORKER_SHARED_SECRET", SECRET),
-            ("TPF_DLQ_PROVIDER", "file"),
-            ("TPF_DLQ_FILE", &dlq_text),
-        ],
-    )
-    .await;
+    let (stack, dlq) = start_with_dlq(&[]).await;
     let worker_port = free_port();
     let _worker = start_worker(worker_port, SECRET, &stack.state_root.join("worker.log"));
     let rel = default_release_and_worker(&stack, worker_port).await;
@@ -436,12 +466,10 @@ async fn non_retryable_failure_writes_the_dead_letter_file_and_redrive_fails_aga
 
     // Re-drive with the observed version: the same resume payload fails again.
     let version = failed["version"].as_u64().unwrap();
-    let (s, red) = call(
+    let (s, red) = redrive(
         &stack,
-        "POST",
-        &format!("/tpf/admin/tenants/acme/executions/{id}/redrive"),
-        Some(ADMIN),
-        Some(json!({"allowFailed": true, "expectedVersion": version, "reason": "bad decision", "actor": "oncall"})),
+        &id,
+        json!({"allowFailed": true, "expectedVersion": version, "reason": "bad decision", "actor": "oncall"}),
     )
     .await;
     assert_eq!(s, 200, "{red}");
@@ -505,20 +533,7 @@ async fn non_retryable_failure_writes_the_dead_letter_file_and_redrive_fails_aga
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn await_timeout_fails_the_execution_through_the_sweep() {
-    let state = tempfile::tempdir().unwrap();
-    let dlq = state.path().join("dlq.jsonl");
-    let dlq_text = dlq.to_str().unwrap().to_string();
-    let stack = start_in(
-        state,
-        &[
-            ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-            ("TPF_WORKER_SHARED_SECRET", SECRET),
-            ("TPF_SWEEP_INTERVAL", "PT1S"),
-            ("TPF_DLQ_PROVIDER", "file"),
-            ("TPF_DLQ_FILE", &dlq_text),
-        ],
-    )
-    .await;
+    let (stack, dlq) = start_with_dlq(&[("TPF_SWEEP_INTERVAL", "PT1S")]).await;
     let worker_port = free_port();
     let _worker = start_worker_with(
         worker_port,
@@ -539,15 +554,7 @@ async fn await_timeout_fails_the_execution_through_the_sweep() {
     let claimed_at = events[events.len() - 2]["atEpochMs"].as_i64().unwrap();
     let waiting_at = waiting["atEpochMs"].as_i64().unwrap();
     // Listed while open, with the worker's 2 s deadline.
-    let (s, pending) = call(
-        &stack,
-        "GET",
-        &format!("{CP}/interactions/pending"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{pending}");
+    let pending = control_get(&stack, "/interactions/pending").await;
     let open = pending
         .as_array()
         .unwrap()
@@ -609,15 +616,7 @@ async fn await_timeout_fails_the_execution_through_the_sweep() {
     );
 
     // No longer pending.
-    let (s, pending) = call(
-        &stack,
-        "GET",
-        &format!("{CP}/interactions/pending"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{pending}");
+    let pending = control_get(&stack, "/interactions/pending").await;
     assert!(
         !pending
             .as_array()
@@ -668,14 +667,7 @@ async fn await_timeout_fails_the_execution_through_the_sweep() {
         "{}",
         lines[0]
     );
-    let (s, e) = call(
-        &stack,
-        "POST",
-        &format!("/tpf/admin/tenants/acme/executions/{id}/redrive"),
-        Some(ADMIN),
-        Some(json!({"allowFailed": true})),
-    )
-    .await;
+    let (s, e) = redrive(&stack, &id, json!({"allowFailed": true})).await;
     assert_eq!(
         (s, e["code"].as_str()),
         (409, Some("EXECUTION_NOT_REDRIVABLE")),
@@ -686,11 +678,7 @@ async fn await_timeout_fails_the_execution_through_the_sweep() {
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn executions_stay_on_their_pinned_release_after_a_new_activation() {
-    let stack = start_with(&[
-        ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-        ("TPF_WORKER_SHARED_SECRET", SECRET),
-    ])
-    .await;
+    let stack = start_engine(&[]).await;
     // Worker A hosts the default release 2025.01.0.
     let port_a = free_port();
     let log_a = stack.state_root.join("worker-a.log");
@@ -747,15 +735,7 @@ async fn executions_stay_on_their_pinned_release_after_a_new_activation() {
             assert_eq!(e["workerId"], worker, "{id}: {e}");
         }
     }
-    let (s, list) = call(
-        &stack,
-        "GET",
-        &format!("{CP}/executions?pipelineId=restaurant-approval"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{list}");
+    let list = control_get(&stack, "/executions?pipelineId=restaurant-approval").await;
     let release_of = |id: &str| {
         list["items"]
             .as_array()
@@ -809,21 +789,8 @@ async fn wait_listening(port: u16) {
 #[tokio::test]
 #[ignore = "needs cargo-lambda; run by infra/test.sh"]
 async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch() {
-    let state = tempfile::tempdir().unwrap();
-    let dlq = state.path().join("dlq.jsonl");
-    let dlq_text = dlq.to_str().unwrap().to_string();
-    let stack = start_in(
-        state,
-        &[
-            ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-            ("TPF_WORKER_SHARED_SECRET", SECRET),
-            ("TPF_MAX_RETRIES", "1"),
-            ("TPF_RETRY_DELAY", "PT1S"),
-            ("TPF_DLQ_PROVIDER", "file"),
-            ("TPF_DLQ_FILE", &dlq_text),
-        ],
-    )
-    .await;
+    let (stack, dlq) =
+        start_with_dlq(&[("TPF_MAX_RETRIES", "1"), ("TPF_RETRY_DELAY", "PT1S")]).await;
     let rel1 = register_release(&stack, &demo_release::DemoSpec::default()).await;
     activate(&stack, "2025.01.0").await;
     let spec2 = demo_release::DemoSpec {
@@ -845,30 +812,18 @@ async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch
     register_worker(&stack, &worker_body(&rel2, "kitchen-2", port_b)).await;
     // Registering it for 2025.01.0 is refused by the capability probe, and
     // stores nothing.
-    let (s, e) = call(
-        &stack,
-        "POST",
-        &format!("{TENANT_BASE}/workers/register"),
-        Some(ADMIN),
-        Some(worker_body(&rel1, "kitchen-2b", port_b)),
-    )
-    .await;
+    let (s, e) = post_register_worker(&stack, worker_body(&rel1, "kitchen-2b", port_b)).await;
     assert_eq!(
         (s, e["code"].as_str()),
         (409, Some("WORKER_CAPABILITIES_MISMATCH")),
         "{e}"
     );
-    let (s, e) = call(
+    let (s, e) = post_submit(
         &stack,
-        "POST",
-        &format!("{CP}/executions"),
-        Some(CONTROL),
-        Some(
-            json!({"pipelineId": "restaurant-approval", "inputShape": "UNI",
-            "idempotencyKey": "e2e02-a", "inputPayload": {"payloadTypeId": ORDER_TYPE,
-            "payloadEncoding": "application/tpf-transition+json",
-            "payload": json!({"customerName": "Ada Lovelace"}).to_string()}}),
-        ),
+        json!({"pipelineId": "restaurant-approval", "inputShape": "UNI",
+        "idempotencyKey": "e2e02-a", "inputPayload": {"payloadTypeId": ORDER_TYPE,
+        "payloadEncoding": "application/tpf-transition+json",
+        "payload": json!({"customerName": "Ada Lovelace"}).to_string()}}),
     )
     .await;
     assert_eq!(
@@ -883,15 +838,7 @@ async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch
         ),
         "{e}"
     );
-    let (s, list) = call(
-        &stack,
-        "GET",
-        &format!("{CP}/executions"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{list}");
+    let list = control_get(&stack, "/executions").await;
     assert_eq!(list["items"], json!([]), "nothing was created");
 
     // (b) kitchen-1 registers for 2025.01.0 (the probe sees 2025.01.0), then
@@ -925,15 +872,7 @@ async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch
         "{failed}"
     );
     // Pinned to the active release, which the record names.
-    let (s, list) = call(
-        &stack,
-        "GET",
-        &format!("{CP}/executions"),
-        Some(CONTROL),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{list}");
+    let list = control_get(&stack, "/executions").await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{list}");
     assert_eq!(
@@ -1009,13 +948,11 @@ async fn e2e02_a_worker_of_another_release_is_not_eligible_and_fails_at_dispatch
 #[ignore = "needs cargo-lambda and moto; run by infra/test.sh"]
 async fn local_aws_mode_runs_the_restaurant_flow_on_dynamodb_s3_and_sqs() {
     let stack_name = format!("bb-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let stack = start_aws_with(&[
-        ("TPF_CONTROL_PLANE_TOKEN", CONTROL),
-        ("TPF_WORKER_SHARED_SECRET", SECRET),
-        ("TPF_LOCAL_AWS_STACK", &stack_name),
+    let aws = [
+        ("TPF_LOCAL_AWS_STACK", stack_name.as_str()),
         ("TPF_LOCAL_SWEEP_SECONDS", "2"),
-    ])
-    .await;
+    ];
+    let stack = start_aws_with(&[&ENGINE_ENV[..], &aws[..]].concat()).await;
     // The functions run with the environment the template gives them.
     let env = std::fs::read_to_string(stack.state_root.join("aws.env")).unwrap();
     for line in [
