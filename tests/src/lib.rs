@@ -299,9 +299,14 @@ impl Harness {
 
     /// POST submit with `body`.
     pub async fn submit(&self, body: Value) -> Resp {
+        self.submit_for(TENANT, body).await
+    }
+
+    /// POST submit with `body` under `tenant`.
+    pub async fn submit_for(&self, tenant: &str, body: Value) -> Resp {
         self.call(
             "POST",
-            &format!("/tpf/control-plane/tenants/{TENANT}/executions"),
+            &format!("/tpf/control-plane/tenants/{tenant}/executions"),
             CONTROL,
             Some(body),
         )
@@ -495,6 +500,7 @@ pub mod engine_support {
     use tpf_core::domain::awaits::{AwaitInteraction, AwaitUnit};
     use tpf_core::domain::execution::{EventType, ExecutionRecord, HistoryEvent, KeyEntry};
     use tpf_core::domain::location::Root;
+    use tpf_core::domain::release::{ActivationEvent, ActivationType};
     use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
     use tpf_core::error::StoreError;
     use tpf_core::http::{router, AppState};
@@ -555,6 +561,18 @@ pub mod engine_support {
             headers,
             text: String::from_utf8(bytes.to_vec()).unwrap(),
         }
+    }
+
+    /// POST submit with `body` through `router` (control-plane token).
+    pub async fn submit_on(router: &Router, body: Value) -> Resp {
+        call_on(
+            router,
+            "POST",
+            &format!("/tpf/control-plane/tenants/{TENANT}/executions"),
+            CONTROL,
+            Some(body),
+        )
+        .await
     }
 
     /// [`call_raw_on`] parsed as JSON.
@@ -746,6 +764,39 @@ pub mod engine_support {
             )
             .await
             .unwrap()
+        }
+
+        /// The stored idempotency key entry `key` of the tenant.
+        pub async fn key_entry(&self, key: &str) -> Option<KeyEntry> {
+            self.executions
+                .get_key(TENANT, key, self.now())
+                .await
+                .unwrap()
+        }
+
+        /// Appends an `ARTIFACT_UNVERIFIED` activation event (with `detail`)
+        /// for the active release of the demo pipeline, as a failed
+        /// re-verification records it.
+        pub async fn mark_artifact_unverified(&self, detail: &str) {
+            let reg = &self.release_deps.registry;
+            let latest = reg
+                .latest_event(TENANT, super::PIPELINE)
+                .await
+                .unwrap()
+                .unwrap();
+            let event = ActivationEvent {
+                seq: latest.seq + 1,
+                event_type: ActivationType::ArtifactUnverified,
+                release_version: latest.release_version.clone(),
+                previous_release_version: Some(latest.release_version.clone()),
+                artifact_verified: false,
+                activated_at_epoch_ms: latest.activated_at_epoch_ms,
+                at_epoch_ms: self.now(),
+                detail: Some(detail.into()),
+            };
+            reg.append_event(TENANT, super::PIPELINE, &event)
+                .await
+                .unwrap();
         }
 
         /// The stored interaction of the tenant.

@@ -23,7 +23,6 @@ use tpf_core::actions::EngineDeps;
 use tpf_core::config::{SecretRef, SecretSource};
 use tpf_core::domain::awaits::{AwaitInteraction, AwaitUnit};
 use tpf_core::domain::execution::{ExecutionRecord, ExecutionStatus, HistoryEvent, KeyEntry};
-use tpf_core::domain::release::{ActivationEvent, ActivationType};
 use tpf_core::error::StoreError;
 use tpf_core::ports::{
     AwaitStore, CreateExecution, ExecutionFilter, ExecutionStore, ImportOutcome, PendingFilter,
@@ -1583,19 +1582,7 @@ async fn action_errors(seen: &Seen) {
     assert_eq!(get(format!("{CP}/executions/{late}")).await.status, 200);
 
     // RELEASE_ARTIFACT_UNVERIFIED (the latest activation event says so).
-    let reg = &h.release_deps.registry;
-    let latest = reg.latest_event(TENANT, PIPELINE).await.unwrap().unwrap();
-    let event = ActivationEvent {
-        seq: latest.seq + 1,
-        event_type: ActivationType::ArtifactUnverified,
-        release_version: latest.release_version.clone(),
-        previous_release_version: Some(latest.release_version.clone()),
-        artifact_verified: false,
-        activated_at_epoch_ms: latest.activated_at_epoch_ms,
-        at_epoch_ms: h.now(),
-        detail: Some("checksum differs".into()),
-    };
-    reg.append_event(TENANT, PIPELINE, &event).await.unwrap();
+    h.mark_artifact_unverified("checksum differs").await;
     seen.expect(
         &post(&submit, CONTROL, submit_text("Ada", Some("k-unverified"))).await,
         409,

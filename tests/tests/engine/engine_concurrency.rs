@@ -21,6 +21,15 @@ const SUBMIT: &str = "/tpf/control-plane/tenants/acme/executions";
 // ---------------------------------------------------------------------------
 // Helpers
 
+/// Submits `customer`'s order (no key) through `router`; returns the new
+/// execution's id, with the queue drained.
+async fn submit_drained(h: &Harness, router: &axum::Router, customer: &str) -> String {
+    let sub = submit_on(router, submit_body(customer, None)).await;
+    let id = sub.ok()["executionId"].as_str().unwrap().to_string();
+    h.queue.drain();
+    id
+}
+
 /// `n` submits of the same body (one key, one input) sent at once, each
 /// from its own task through `router`.
 async fn submit_concurrently(router: &axum::Router, n: usize, key: &str) -> Vec<Resp> {
@@ -31,7 +40,7 @@ async fn submit_concurrently(router: &axum::Router, n: usize, key: &str) -> Vec<
             let (router, body, start) = (router.clone(), body.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                call_on(&router, "POST", SUBMIT, CONTROL, Some(body)).await
+                submit_on(&router, body).await
             })
         })
         .collect();
@@ -326,7 +335,7 @@ async fn hundred_concurrent_submits_with_one_key_on_the_file_stores_create_exact
             } else {
                 body.clone()
             };
-            tokio::spawn(async move { call_on(&router, "POST", SUBMIT, CONTROL, Some(b)).await })
+            tokio::spawn(async move { submit_on(&router, b).await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -380,16 +389,7 @@ async fn deliver_concurrently(deps: &EngineDeps, id: &str, n: usize) -> Vec<Proc
 
 async fn double_delivery_dispatches_once(h: &Harness, deps: &EngineDeps, calls: &AtomicUsize) {
     let router = h.router_with(deps.clone());
-    let sub = call_on(
-        &router,
-        "POST",
-        SUBMIT,
-        CONTROL,
-        Some(submit_body("Ada", None)),
-    )
-    .await;
-    let id = sub.ok()["executionId"].as_str().unwrap().to_string();
-    h.queue.drain();
+    let id = submit_drained(h, &router, "Ada").await;
 
     // Two deliveries of the same message at the same moment.
     let out = deliver_concurrently(deps, &id, 2).await;
@@ -414,16 +414,7 @@ async fn double_delivery_dispatches_once(h: &Harness, deps: &EngineDeps, calls: 
     );
 
     // Eight at once.
-    let sub = call_on(
-        &router,
-        "POST",
-        SUBMIT,
-        CONTROL,
-        Some(submit_body("Bob", None)),
-    )
-    .await;
-    let id = sub.ok()["executionId"].as_str().unwrap().to_string();
-    h.queue.drain();
+    let id = submit_drained(h, &router, "Bob").await;
     let out = deliver_concurrently(deps, &id, 8).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -444,16 +435,7 @@ async fn double_delivery_dispatches_once(h: &Harness, deps: &EngineDeps, calls: 
 
     // Redeliveries while the first dispatcher is inside the worker call
     // (its lease holds) do nothing; after its commit, nothing either.
-    let sub = call_on(
-        &router,
-        "POST",
-        SUBMIT,
-        CONTROL,
-        Some(submit_body("Cy", None)),
-    )
-    .await;
-    let id = sub.ok()["executionId"].as_str().unwrap().to_string();
-    h.queue.drain();
+    let id = submit_drained(h, &router, "Cy").await;
     let first = {
         let (deps, id) = (deps.clone(), id.clone());
         tokio::spawn(async move { process_on(&deps, &id).await })
@@ -734,16 +716,7 @@ async fn executions_facing_every_kind_of_misbehaviour_all_end_terminal() {
 
 async fn killed_dispatcher_is_recovered(h: &Harness, deps: &EngineDeps) {
     let router = h.router_with(deps.clone());
-    let sub = call_on(
-        &router,
-        "POST",
-        SUBMIT,
-        CONTROL,
-        Some(submit_body("Ada", None)),
-    )
-    .await;
-    let id = sub.ok()["executionId"].as_str().unwrap().to_string();
-    h.queue.drain();
+    let id = submit_drained(h, &router, "Ada").await;
 
     // The dying dispatcher: its claim (T2) is written, then nothing.
     let lease = deps.settings.lease_ms;

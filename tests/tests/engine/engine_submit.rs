@@ -12,11 +12,8 @@ use tpf_core::actions::register_release::DescriptorSource;
 use tpf_core::actions::{activate_release, register_release};
 use tpf_core::domain::execution::{execution_key, ExecutionStatus, ResultShape};
 use tpf_core::domain::location::Root;
-use tpf_core::domain::release::{ActivationEvent, ActivationType};
 use tpf_core::ports::ExecutionStore;
 use tpf_tests::*;
-
-const SUBMIT: &str = "/tpf/control-plane/tenants/acme/executions";
 
 fn item(id: &str) -> tpf_core::ports::WorkItem {
     tpf_core::ports::WorkItem {
@@ -328,7 +325,7 @@ async fn sub_05_output_streaming_true_is_refused_before_any_store_access() {
         let mut b = body(pipeline, "UNI", order("Ada"));
         b["outputStreaming"] = json!(true);
         b["idempotencyKey"] = json!("k-05");
-        let r = call_on(&router, "POST", SUBMIT, CONTROL, Some(b)).await;
+        let r = submit_on(&router, b).await;
         // An unknown pipeline would be 409 NO_ACTIVE_RELEASE had the
         // registry been read; the refusal comes first.
         r.err(400, "OUTPUT_STREAMING_UNSUPPORTED");
@@ -338,7 +335,7 @@ async fn sub_05_output_streaming_true_is_refused_before_any_store_access() {
     // `false` is the default and accepted.
     let mut b = body(PIPELINE, "UNI", order("Ada"));
     b["outputStreaming"] = json!(false);
-    let r = call_on(&router, "POST", SUBMIT, CONTROL, Some(b)).await;
+    let r = submit_on(&router, b).await;
     let id = r.ok()["executionId"].as_str().unwrap().to_string();
     assert_eq!(h.history_of(&id).await.len(), 1);
 }
@@ -362,12 +359,7 @@ async fn sub_06_no_active_release_is_409_and_creates_nothing() {
             "No active release is registered for the requested pipeline"
         );
         let key = execution_key(pipeline, "2025.01.0", "k-06");
-        assert!(h
-            .executions
-            .get_key(TENANT, &key, h.now())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(h.key_entry(&key).await.is_none());
     }
     assert_nothing_created(&h).await;
 }
@@ -376,32 +368,15 @@ async fn sub_06_no_active_release_is_409_and_creates_nothing() {
 async fn sub_07_unverified_artifact_is_409_and_creates_nothing() {
     let h = Harness::new(Options::default()).await;
     // The latest activation event records the stored artifact as unverified.
-    let reg = &h.release_deps.registry;
-    let latest = reg.latest_event(TENANT, PIPELINE).await.unwrap().unwrap();
-    let now = h.now();
-    let event = ActivationEvent {
-        seq: latest.seq + 1,
-        event_type: ActivationType::ArtifactUnverified,
-        release_version: latest.release_version.clone(),
-        previous_release_version: Some(latest.release_version.clone()),
-        artifact_verified: false,
-        activated_at_epoch_ms: latest.activated_at_epoch_ms,
-        at_epoch_ms: now,
-        detail: Some("restaurant-approval-monolith: checksum differs".into()),
-    };
-    reg.append_event(TENANT, PIPELINE, &event).await.unwrap();
+    h.mark_artifact_unverified("restaurant-approval-monolith: checksum differs")
+        .await;
 
     let r = h.submit(submit_body("Ada", Some("k-07"))).await;
     r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
     let r = h.submit(submit_body("Ada", None)).await;
     r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
     let key = execution_key(PIPELINE, "2025.01.0", "k-07");
-    assert!(h
-        .executions
-        .get_key(TENANT, &key, h.now())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(h.key_entry(&key).await.is_none());
     assert_nothing_created(&h).await;
 }
 
@@ -841,14 +816,8 @@ async fn sub_19_same_key_after_new_activation_or_under_another_tenant_is_a_new_e
     let mut w = h.worker_entry_for("kitchen-1", &h.worker_url, &DemoSpec::default());
     w.tenant_id = globex.into();
     h.put_worker_entry(&w).await;
-    let globex_submit = "/tpf/control-plane/tenants/globex/executions";
     let r = h
-        .call(
-            "POST",
-            globex_submit,
-            CONTROL,
-            Some(submit_body("Ada Lovelace", Some(key))),
-        )
+        .submit_for(globex, submit_body("Ada Lovelace", Some(key)))
         .await;
     assert_eq!(r.ok()["duplicate"], false);
     let id_g = r.body["executionId"].as_str().unwrap().to_string();
@@ -874,12 +843,7 @@ async fn sub_19_same_key_after_new_activation_or_under_another_tenant_is_a_new_e
     assert_eq!(history_g.len(), 1);
     // Each tenant's key still names its own execution.
     let again_g = h
-        .call(
-            "POST",
-            globex_submit,
-            CONTROL,
-            Some(submit_body("Ada Lovelace", Some(key))),
-        )
+        .submit_for(globex, submit_body("Ada Lovelace", Some(key)))
         .await;
     assert_eq!(
         (&again_g.ok()["duplicate"], &again_g.body["executionId"]),
@@ -1002,12 +966,7 @@ async fn sub_23_server_key_only_dedups_and_matches_the_worked_example() {
     assert_eq!(h.history_of(&id).await.len(), 1);
     assert_eq!(ids_of(&h, TENANT).await, vec![id.clone()]);
     let client = execution_key(PIPELINE, "2025.01.0", "client-key-ignored");
-    assert!(h
-        .executions
-        .get_key(TENANT, &client, h.now())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(h.key_entry(&client).await.is_none());
 
     // Another input, or the same envelope as another shape, is another key.
     let other = submit_ok(&h, body(PIPELINE, "UNI", order("Grace Hopper"))).await;
@@ -1056,19 +1015,8 @@ async fn sub_27_a_keyed_retry_is_a_duplicate_without_healthy_workers_or_verified
 
     // The stored artifact is now recorded as unverified: still a duplicate,
     // while another key gets the artifact refusal (checked before workers).
-    let reg = &h.release_deps.registry;
-    let latest = reg.latest_event(TENANT, PIPELINE).await.unwrap().unwrap();
-    let event = ActivationEvent {
-        seq: latest.seq + 1,
-        event_type: ActivationType::ArtifactUnverified,
-        release_version: latest.release_version.clone(),
-        previous_release_version: Some(latest.release_version.clone()),
-        artifact_verified: false,
-        activated_at_epoch_ms: latest.activated_at_epoch_ms,
-        at_epoch_ms: h.now(),
-        detail: Some("restaurant-approval-monolith: checksum differs".into()),
-    };
-    reg.append_event(TENANT, PIPELINE, &event).await.unwrap();
+    h.mark_artifact_unverified("restaurant-approval-monolith: checksum differs")
+        .await;
     let r = h.submit(submit_body("Ada Lovelace", Some("k-27"))).await;
     assert_eq!(r.ok(), &dup);
     assert_eq!(h.drain_queue(), vec![(id.clone(), 0)]);
@@ -1261,16 +1209,7 @@ async fn act_06_a_tampered_active_artifact_blocks_submit_until_reactivation_reve
     let before = activations(router.clone()).await.len();
     let submit = |key: &'static str| {
         let router = router.clone();
-        async move {
-            call_on(
-                &router,
-                "POST",
-                SUBMIT,
-                CONTROL,
-                Some(submit_body("Ada", Some(key))),
-            )
-            .await
-        }
+        async move { submit_on(&router, submit_body("Ada", Some(key))).await }
     };
     let pinned = submit("k-act06-a").await;
     let pinned_id = pinned.ok()["executionId"].as_str().unwrap().to_string();
@@ -1321,24 +1260,12 @@ async fn act_06_a_tampered_active_artifact_blocks_submit_until_reactivation_reve
     let existing = h.all_records().await.len();
     let r = submit("k-act06-b").await;
     r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
-    let r = call_on(
-        &router,
-        "POST",
-        SUBMIT,
-        CONTROL,
-        Some(submit_body("Ada", None)),
-    )
-    .await;
+    let r = submit_on(&router, submit_body("Ada", None)).await;
     r.err(409, "RELEASE_ARTIFACT_UNVERIFIED");
     assert_eq!(h.all_records().await.len(), existing);
     assert!(h.queue.is_empty());
     let key = execution_key(PIPELINE, "2025.02.0", "k-act06-b");
-    assert!(h
-        .executions
-        .get_key(TENANT, &key, h.now())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(h.key_entry(&key).await.is_none());
     // A keyed retry of the earlier submit is still its duplicate (SUB-27).
     let r = submit("k-act06-a").await;
     assert_eq!(
