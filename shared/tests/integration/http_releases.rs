@@ -922,39 +922,19 @@ async fn register_refuses_malformed_json_other_media_types_and_wrong_tokens_stor
         r#"{{"releaseDescriptorPath":{p},"releaseDescriptorPath":{p}}}"#,
         p = json!(path)
     );
-    for body in [b"{".to_vec(), duplicate.into_bytes()] {
-        req("POST", &url)
-            .admin()
-            .header("content-type", "application/json")
-            .raw(body)
-            .send(&app)
-            .await
-            .assert_error(400, "INVALID_JSON");
-        assert_nothing_registered(&app).await;
-    }
-    // A valid body declared as something else than JSON.
-    req("POST", &url)
-        .admin()
-        .header("content-type", "text/plain")
-        .raw(valid.clone())
-        .send(&app)
-        .await
-        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
-    assert_nothing_registered(&app).await;
-    // A valid body with no, a wrong, or the control-plane token.
-    for auth in [
-        None,
-        Some("Bearer wrong".to_string()),
-        Some(format!("Bearer {CONTROL}")),
-    ] {
-        let mut r = req("POST", &url).header("content-type", "application/json");
-        if let Some(a) = &auth {
-            r = r.header("authorization", a);
-        }
-        let r = r.raw(valid.clone()).send(&app).await;
-        r.assert_error(401, "UNAUTHORIZED");
+    // Those two, a valid body declared as something else than JSON, and a
+    // valid body with no, a wrong, or the control-plane token.
+    let refused = assert_register_refusals(
+        &app,
+        &url,
+        Some("application/json"),
+        &valid,
+        duplicate.into_bytes(),
+        || assert_nothing_registered(&app),
+    )
+    .await;
+    for r in refused {
         assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"tpf\"");
-        assert_nothing_registered(&app).await;
     }
     // The same body with the admin token registers: the refusals above came
     // from the request, not from the descriptor.

@@ -564,36 +564,10 @@ async fn register_refuses_malformed_json_other_media_types_and_wrong_tokens_stor
     let valid = serde_json::to_vec(&worker("kitchen-1")).unwrap();
     let mut duplicate = worker("kitchen-1").to_string();
     duplicate.insert_str(1, r#""workerId":"kitchen-1","#);
-    for body in [b"{".to_vec(), duplicate.into_bytes()] {
-        req("POST", &url)
-            .admin()
-            .raw(body)
-            .send(&app)
-            .await
-            .assert_error(400, "INVALID_JSON");
-        nothing_stored(&app).await;
-    }
-    req("POST", &url)
-        .admin()
-        .header("content-type", "text/plain")
-        .raw(valid.clone())
-        .send(&app)
-        .await
-        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
-    nothing_stored(&app).await;
-    for auth in [
-        None,
-        Some("Bearer wrong".to_string()),
-        Some(format!("Bearer {CONTROL}")),
-    ] {
-        let mut r = req("POST", &url);
-        if let Some(a) = &auth {
-            r = r.header("authorization", a);
-        }
-        let r = r.raw(valid.clone()).send(&app).await;
-        r.assert_error(401, "UNAUTHORIZED");
-        nothing_stored(&app).await;
-    }
+    assert_register_refusals(&app, &url, None, &valid, duplicate.into_bytes(), || {
+        nothing_stored(&app)
+    })
+    .await;
     // The same body with the admin token registers.
     let r = req("POST", &url).admin().raw(valid).send(&app).await;
     assert_eq!(r.assert_ok()["state"], "HEALTHY");

@@ -265,5 +265,61 @@ impl Req {
     }
 }
 
+/// The refusals of a register route (`POST url`), each followed by
+/// `nothing_stored`: 400 `INVALID_JSON` for `{` and for `duplicate` (a
+/// member given twice), 415 `UNSUPPORTED_MEDIA_TYPE` for `valid` declared as
+/// `text/plain`, and 401 `UNAUTHORIZED` for `valid` with no, a wrong, or the
+/// control-plane token. `json_type` is the content type the other requests
+/// declare (none: no header). Returns the 401 answers.
+pub async fn assert_register_refusals<F, Fut>(
+    app: &TestApp,
+    url: &str,
+    json_type: Option<&str>,
+    valid: &[u8],
+    duplicate: Vec<u8>,
+    nothing_stored: F,
+) -> Vec<Resp>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let typed = |r: Req| match json_type {
+        Some(t) => r.header("content-type", t),
+        None => r,
+    };
+    for body in [b"{".to_vec(), duplicate] {
+        typed(req("POST", url).admin())
+            .raw(body)
+            .send(app)
+            .await
+            .assert_error(400, "INVALID_JSON");
+        nothing_stored().await;
+    }
+    req("POST", url)
+        .admin()
+        .header("content-type", "text/plain")
+        .raw(valid)
+        .send(app)
+        .await
+        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    nothing_stored().await;
+    let mut refused = Vec::new();
+    for auth in [
+        None,
+        Some("Bearer wrong".to_string()),
+        Some(format!("Bearer {CONTROL}")),
+    ] {
+        let mut r = typed(req("POST", url));
+        if let Some(a) = &auth {
+            r = r.header("authorization", a);
+        }
+        let r = r.raw(valid).send(app).await;
+        r.assert_error(401, "UNAUTHORIZED");
+        nothing_stored().await;
+        refused.push(r);
+    }
+    refused
+}
+
 pub const RELEASES: &str = "/tpf/admin/tenants/acme/pipelines/restaurant-approval/releases";
 pub const WORKERS: &str = "/tpf/admin/tenants/acme/pipelines/restaurant-approval/workers";
