@@ -506,7 +506,7 @@ pub mod engine_support {
     use tpf_core::http::{router, AppState};
     use tpf_core::ports::{
         AwaitStore, CreateExecution, ExecutionFilter, ExecutionStore, ImportOutcome, PendingFilter,
-        WorkItem, WorkQueue, Write,
+        WorkItem, WorkQueue, WorkerRegistry, Write,
     };
     use tpf_core::providers::secrets::{CachedSecret, EnvSecretResolver};
 
@@ -705,24 +705,7 @@ pub mod engine_support {
         /// Writes `entry` straight into the worker registry (no probe),
         /// replacing any current entry of that worker.
         pub async fn put_worker_entry(&self, entry: &WorkerEntry) {
-            let reg = &self.worker_deps.registry;
-            let current = reg
-                .get_worker(&entry.tenant_id, &entry.pipeline_id, &entry.worker_id)
-                .await
-                .unwrap();
-            let mut entry = entry.clone();
-            entry.state_version = current.as_ref().map_or(1, |c| c.state_version + 1);
-            let event = WorkerEvent {
-                event_type: WorkerEventType::Register,
-                at_epoch_ms: entry.updated_at_epoch_ms,
-                state_version: entry.state_version,
-                snapshot: entry.clone(),
-            };
-            let w = reg
-                .write_worker(&entry, current.map(|c| c.state_version), Some(&event))
-                .await
-                .unwrap();
-            assert_eq!(w, tpf_core::ports::WorkerWrite::Written);
+            put_worker_entry_in(self.worker_deps.registry.as_ref(), entry).await;
         }
 
         /// Now on the harness clock.
@@ -900,6 +883,38 @@ pub mod engine_support {
                 .map(|(i, d)| (i.execution_id, d))
                 .collect()
         }
+    }
+
+    /// Writes `entry` straight into `reg` (no probe) with a `REGISTER`
+    /// event, replacing any current entry of that worker.
+    pub async fn put_worker_entry_in(reg: &dyn WorkerRegistry, entry: &WorkerEntry) {
+        replace_worker_entry(reg, entry, true).await;
+    }
+
+    /// Writes `entry` into `reg` (create or replace, no probe) at the next
+    /// state version, with a `REGISTER` event when `with_event`.
+    pub async fn replace_worker_entry(
+        reg: &dyn WorkerRegistry,
+        entry: &WorkerEntry,
+        with_event: bool,
+    ) {
+        let current = reg
+            .get_worker(&entry.tenant_id, &entry.pipeline_id, &entry.worker_id)
+            .await
+            .unwrap();
+        let mut entry = entry.clone();
+        entry.state_version = current.as_ref().map_or(1, |c| c.state_version + 1);
+        let event = with_event.then(|| WorkerEvent {
+            event_type: WorkerEventType::Register,
+            at_epoch_ms: entry.updated_at_epoch_ms,
+            state_version: entry.state_version,
+            snapshot: entry.clone(),
+        });
+        let w = reg
+            .write_worker(&entry, current.map(|c| c.state_version), event.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(w, tpf_core::ports::WorkerWrite::Written);
     }
 
     /// The unit and interaction records of a scalar await (§7.5 shapes),
@@ -1228,6 +1243,53 @@ pub const SNAPSHOT_TYPE: &str = "org.pipelineframework.orchestrator.ExecutionInp
 /// Worker id of the scripted worker [`Harness::with_scripted`] registers.
 pub const SCRIPTED_ID: &str = "w-1";
 
+/// A fresh `QUEUED` execution `id` of `pipeline` pinned to
+/// `release_version` (contract `race`): version 0, due at `now`, a 7-day
+/// TTL, and a UNI input holding `order` as an `org.example.Order` envelope.
+pub fn queued_record(
+    tenant: &str,
+    pipeline: &str,
+    release_version: &str,
+    id: &str,
+    execution_key: String,
+    order: &Value,
+    now: i64,
+) -> ExecutionRecord {
+    use tpf_core::domain::execution::{ExecutionStatus, ResultShape};
+    let input = json!({
+        "shape": "UNI",
+        "payload": envelope("org.example.Order", &order.to_string()),
+        "items": []
+    });
+    ExecutionRecord {
+        tenant_id: tenant.into(),
+        execution_id: id.into(),
+        execution_key,
+        input_hash: "0".repeat(64),
+        pipeline_id: pipeline.into(),
+        contract_version: "race".into(),
+        release_version: release_version.into(),
+        result_shape: ResultShape::Single,
+        status: ExecutionStatus::Queued,
+        version: 0,
+        current_step_index: 0,
+        attempt: 0,
+        lease_owner: None,
+        lease_expires_epoch_ms: 0,
+        next_due_epoch_ms: Some(now),
+        last_transition_key: None,
+        input_payload: serde_json::value::RawValue::from_string(input.to_string())
+            .expect("valid JSON"),
+        await_unit_id: None,
+        result_payload: None,
+        error_code: None,
+        error_message: None,
+        created_at_epoch_ms: now,
+        updated_at_epoch_ms: now,
+        ttl_epoch_s: now / 1000 + 7 * 86_400,
+    }
+}
+
 /// A `COMPLETED` result envelope with `outputs`.
 pub fn worker_completed(outputs: Value) -> Value {
     json!({"outcome": "COMPLETED", "outputPayloads": outputs, "awaitSuspension": null,
@@ -1511,18 +1573,7 @@ impl Harness {
     /// Writes `entry` into the worker registry as given (create or replace,
     /// no event, no probe).
     pub async fn store_worker(&self, entry: &tpf_core::domain::worker::WorkerEntry) {
-        let reg = self.worker_deps.registry.as_ref();
-        let current = reg
-            .get_worker(&entry.tenant_id, &entry.pipeline_id, &entry.worker_id)
-            .await
-            .unwrap();
-        let mut entry = entry.clone();
-        entry.state_version = current.as_ref().map_or(1, |c| c.state_version + 1);
-        let w = reg
-            .write_worker(&entry, current.map(|c| c.state_version), None)
-            .await
-            .unwrap();
-        assert_eq!(w, tpf_core::ports::WorkerWrite::Written);
+        replace_worker_entry(self.worker_deps.registry.as_ref(), entry, false).await;
     }
 
     /// Registers and activates a release of `spec` whose artifact embeds

@@ -59,8 +59,7 @@ use tpf_core::actions::{
 };
 use tpf_core::config::{Config, FunctionName};
 use tpf_core::domain::awaits::{AwaitInteraction, AwaitUnit};
-use tpf_core::domain::execution::ExecutionStatus;
-use tpf_core::domain::execution::{execution_key, ExecutionRecord, KeyEntry, ResultShape};
+use tpf_core::domain::execution::{execution_key, KeyEntry};
 use tpf_core::domain::location::Root;
 use tpf_core::domain::release::{ActivationEvent, ActivationType, ReleaseRecord};
 use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
@@ -202,13 +201,10 @@ impl WorkQueue for NoQueue {
 }
 
 /// The engine actions' dependencies on the `file` execution and await
-/// stores under `state_root`; everything else is inert.
-fn engine_deps(state_root: &std::path::Path) -> Result<EngineDeps, String> {
-    let config = Config::from_lookup(FunctionName::ControlPlane, state_root, |k| {
-        (k == "TPF_WORKER_SHARED_SECRET").then(|| "registry-race".to_string())
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(EngineDeps {
+/// stores under `state_root` with `config`'s engine settings; everything
+/// else is inert.
+fn file_engine_deps(state_root: &std::path::Path, config: Config) -> EngineDeps {
+    EngineDeps {
         executions: Arc::new(FileExecutionStore::new(state_root.to_path_buf())),
         awaits: Arc::new(FileAwaitStore::new(state_root.to_path_buf())),
         releases: Arc::new(MemoryReleaseRegistry::new()),
@@ -220,7 +216,16 @@ fn engine_deps(state_root: &std::path::Path) -> Result<EngineDeps, String> {
         settings: Arc::new(config.engine),
         stale_after_ms: config.worker_stale_after_ms,
         resume_secret: None,
+    }
+}
+
+/// [`file_engine_deps`] with the default engine settings.
+fn engine_deps(state_root: &std::path::Path) -> Result<EngineDeps, String> {
+    let config = Config::from_lookup(FunctionName::ControlPlane, state_root, |k| {
+        (k == "TPF_WORKER_SHARED_SECRET").then(|| "registry-race".to_string())
     })
+    .map_err(|e| e.to_string())?;
+    Ok(file_engine_deps(state_root, config))
 }
 
 /// The dispatcher's dependencies for `dispatch` (see the module docs).
@@ -243,61 +248,33 @@ fn dispatch_deps(root: &std::path::Path) -> Result<EngineDeps, String> {
         e.non_retryable_classes.clone(),
     )?;
     Ok(EngineDeps {
-        executions: Arc::new(FileExecutionStore::new(state_root.clone())),
-        awaits: Arc::new(FileAwaitStore::new(state_root)),
         releases: Arc::new(FileReleaseRegistry::new(root.to_path_buf())),
         workers: Arc::new(FileWorkerRegistry::new(root.join("workers"))),
         transport: Arc::new(transport),
-        queue: Arc::new(NoQueue),
-        dead_letters: Arc::new(LogDeadLetterSink),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(config.engine),
-        stale_after_ms: config.worker_stale_after_ms,
-        resume_secret: None,
+        ..file_engine_deps(&state_root, config)
     })
 }
 
-/// A `QUEUED` keyed execution `id` (key `raw_key`) and its key entry.
-fn new_execution(
+/// Creates the `QUEUED` execution `id` keyed `raw_key` (record and key
+/// entry) in `store`.
+async fn create_execution(
+    store: &FileExecutionStore,
     tenant: &str,
     pipeline: &str,
     id: &str,
     raw_key: &str,
     now: i64,
-) -> (ExecutionRecord, KeyEntry) {
-    let input = serde_json::json!({
-        "shape": "UNI",
-        "payload": tpf_tests::envelope("org.example.Order", &serde_json::json!({"id": id}).to_string()),
-        "items": []
-    });
+) -> Result<(), String> {
     let key = execution_key(pipeline, "race", raw_key);
-    let record = ExecutionRecord {
-        tenant_id: tenant.into(),
-        execution_id: id.into(),
-        execution_key: key.clone(),
-        input_hash: "0".repeat(64),
-        pipeline_id: pipeline.into(),
-        contract_version: "race".into(),
-        release_version: "race".into(),
-        result_shape: ResultShape::Single,
-        status: ExecutionStatus::Queued,
-        version: 0,
-        current_step_index: 0,
-        attempt: 0,
-        lease_owner: None,
-        lease_expires_epoch_ms: 0,
-        next_due_epoch_ms: Some(now),
-        last_transition_key: None,
-        input_payload: serde_json::value::RawValue::from_string(input.to_string())
-            .expect("valid JSON"),
-        await_unit_id: None,
-        result_payload: None,
-        error_code: None,
-        error_message: None,
-        created_at_epoch_ms: now,
-        updated_at_epoch_ms: now,
-        ttl_epoch_s: now / 1000 + 7 * 86_400,
-    };
+    let record = tpf_tests::queued_record(
+        tenant,
+        pipeline,
+        "race",
+        id,
+        key.clone(),
+        &serde_json::json!({"id": id}),
+        now,
+    );
     let entry = KeyEntry {
         tenant_id: tenant.into(),
         execution_key: key,
@@ -306,11 +283,19 @@ fn new_execution(
         created_at_epoch_ms: now,
         ttl_epoch_s: record.ttl_epoch_s,
     };
-    (record, entry)
+    let created = store
+        .create(&record, &record.submitted_event(), Some(&entry), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if created != CreateExecution::Created {
+        return Err(format!("creating {id}: {created:?}"));
+    }
+    Ok(())
 }
 
-fn written(what: &str, w: Write) -> Result<(), String> {
-    match w {
+/// `Ok` when the store wrote; the store's error or the lost write as text.
+fn written(what: &str, w: Result<Write, tpf_core::error::StoreError>) -> Result<(), String> {
+    match w.map_err(|e| e.to_string())? {
         Write::Written => Ok(()),
         Write::Lost => Err(format!("{what}: the write was lost")),
     }
@@ -328,14 +313,7 @@ async fn exec_loop(
     let err = |e: tpf_core::error::StoreError| e.to_string();
     let now = now_ms();
     if store.get(tenant, id, now).await.map_err(err)?.is_none() {
-        let (record, key) = new_execution(tenant, pipeline, id, &format!("{id}-key"), now);
-        let created = store
-            .create(&record, &record.submitted_event(), Some(&key), now)
-            .await
-            .map_err(err)?;
-        if created != CreateExecution::Created {
-            return Err(format!("creating {id}: {created:?}"));
-        }
+        create_execution(&store, tenant, pipeline, id, &format!("{id}-key"), now).await?;
     }
     let mut version = 0;
     for _ in 0..rounds {
@@ -347,11 +325,10 @@ async fn exec_loop(
             .ok_or_else(|| format!("{id} vanished"))?;
         let (mut claimed, event) = r.claim(now, "dispatch-exec-loop", 60_000);
         claimed.ttl_epoch_s += 1;
-        let w = store
-            .update(&claimed, r.version, &event, now)
-            .await
-            .map_err(err)?;
-        written("claim", w)?;
+        written(
+            "claim",
+            store.update(&claimed, r.version, &event, now).await,
+        )?;
         let (mut retry, event) = claimed.schedule_retry(
             now,
             claimed.attempt + 1,
@@ -361,22 +338,21 @@ async fn exec_loop(
             None,
         );
         retry.ttl_epoch_s += 1;
-        let w = store
-            .update(&retry, claimed.version, &event, now)
-            .await
-            .map_err(err)?;
-        written("retry", w)?;
+        written(
+            "retry",
+            store.update(&retry, claimed.version, &event, now).await,
+        )?;
         version = retry.version;
         let child = format!("{id}-c{version}");
-        let (record, key) =
-            new_execution(tenant, pipeline, &child, &format!("{id}-k{version}"), now);
-        let created = store
-            .create(&record, &record.submitted_event(), Some(&key), now)
-            .await
-            .map_err(err)?;
-        if created != CreateExecution::Created {
-            return Err(format!("creating {child}: {created:?}"));
-        }
+        create_execution(
+            &store,
+            tenant,
+            pipeline,
+            &child,
+            &format!("{id}-k{version}"),
+            now,
+        )
+        .await?;
     }
     Ok(version)
 }
@@ -418,23 +394,55 @@ async fn await_loop(
         done.completed_at_epoch_ms = Some(now);
         done.settle_due_epoch_ms = Some(now);
         done.updated_at_epoch_ms = now;
-        let w = store
-            .update_interaction(&done, interaction.version, now)
-            .await
-            .map_err(err)?;
-        written("complete", w)?;
-        let w = store
-            .finish_unit(tenant, &unit.unit_id, "COMPLETED", now)
-            .await
-            .map_err(err)?;
-        written("finish unit", w)?;
-        let w = store
-            .set_settle_due(tenant, &done.interaction_id, "COMPLETED", None, now)
-            .await
-            .map_err(err)?;
-        written("settle", w)?;
+        written(
+            "complete",
+            store
+                .update_interaction(&done, interaction.version, now)
+                .await,
+        )?;
+        written(
+            "finish unit",
+            store
+                .finish_unit(tenant, &unit.unit_id, "COMPLETED", now)
+                .await,
+        )?;
+        written(
+            "settle",
+            store
+                .set_settle_due(tenant, &done.interaction_id, "COMPLETED", None, now)
+                .await,
+        )?;
     }
     Ok(())
+}
+
+/// `dispatch` (see the module docs): the outcome's line.
+async fn dispatch(root: &std::path::Path, tenant: &str, id: &str) -> Result<String, String> {
+    let deps = dispatch_deps(root)?;
+    let item = WorkItem {
+        tenant_id: tenant.into(),
+        execution_id: id.into(),
+    };
+    let message = serde_json::to_string(&item).expect("a work item serialises");
+    let outcome = process_work_item::run(&deps, &message)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{outcome:?}"))
+}
+
+/// `complete` (see the module docs): `200 <duplicate>` or the error code.
+async fn complete(root: &std::path::Path, tenant: &str, body: &str) -> Result<String, String> {
+    let deps = engine_deps(root)?;
+    let body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let outcome = match complete_interaction::parse_request(&body) {
+        Ok(req) => complete_interaction::run(&deps, tenant, req).await,
+        Err(e) => Err(e),
+    };
+    Ok(match outcome {
+        Ok(done) => format!("200 {}", done.duplicate),
+        Err(e) => e.code.as_str().to_string(),
+    })
 }
 
 fn usage() -> ExitCode {
@@ -479,37 +487,15 @@ async fn main() -> ExitCode {
                 Err(e) => return fail(e),
             }
         }
-        ("dispatch", _) => {
-            let deps = match dispatch_deps(&root) {
-                Ok(deps) => deps,
+        ("dispatch", _) | ("complete", _) => {
+            let line = if op == "dispatch" {
+                dispatch(&root, tenant, arg).await
+            } else {
+                complete(&root, tenant, arg).await
+            };
+            match line {
+                Ok(line) => println!("{line}"),
                 Err(e) => return fail(e),
-            };
-            let item = WorkItem {
-                tenant_id: tenant.into(),
-                execution_id: arg.into(),
-            };
-            let message = serde_json::to_string(&item).expect("a work item serialises");
-            match process_work_item::run(&deps, &message).await {
-                Ok(outcome) => println!("{outcome:?}"),
-                Err(e) => return fail(e),
-            }
-        }
-        ("complete", _) => {
-            let deps = match engine_deps(&root) {
-                Ok(deps) => deps,
-                Err(e) => return fail(e),
-            };
-            let body: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(arg) {
-                Ok(body) => body,
-                Err(e) => return fail(e),
-            };
-            let outcome = match complete_interaction::parse_request(&body) {
-                Ok(req) => complete_interaction::run(&deps, tenant, req).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(done) => println!("200 {}", done.duplicate),
-                Err(e) => println!("{}", e.code.as_str()),
             }
         }
         ("register-action", _) | ("activate-action", _) => {

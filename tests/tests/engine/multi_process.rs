@@ -877,14 +877,14 @@ async fn a_control_plane_process_killed_mid_transition_is_recovered_after_its_le
     };
     use tpf_core::domain::execution::{EventType, ExecutionStatus};
     use tpf_core::domain::location::Root;
-    use tpf_core::domain::worker::{WorkerEntry, WorkerEvent, WorkerEventType};
-    use tpf_core::ports::{ExecutionStore, WorkerWrite};
+    use tpf_core::domain::worker::WorkerEntry;
+    use tpf_core::ports::ExecutionStore;
     use tpf_core::providers::file::{
         FileAwaitStore, FileExecutionStore, LocalArtifactStore, LocalLocationReader,
     };
     use tpf_tests::{
-        call_on, decision, submit_body, work_item, Harness, Options, Processed, CONTROL, PIPELINE,
-        SECRET,
+        call_on, decision, put_worker_entry_in, submit_body, work_item, Harness, Options,
+        Processed, CONTROL, PIPELINE, SECRET,
     };
 
     let h = Harness::new(Options {
@@ -953,29 +953,7 @@ async fn a_control_plane_process_killed_mid_transition_is_recovered_after_its_le
         entry.updated_at_epoch_ms = at;
         entry
     };
-    let put = |entry: WorkerEntry| {
-        let workers = &workers;
-        async move {
-            let current = workers
-                .get_worker(TENANT, PIPELINE, &entry.worker_id)
-                .await
-                .unwrap();
-            let mut entry = entry;
-            entry.state_version = current.as_ref().map_or(1, |c| c.state_version + 1);
-            let event = WorkerEvent {
-                event_type: WorkerEventType::Register,
-                at_epoch_ms: entry.updated_at_epoch_ms,
-                state_version: entry.state_version,
-                snapshot: entry.clone(),
-            };
-            let w = workers
-                .write_worker(&entry, current.map(|c| c.state_version), Some(&event))
-                .await
-                .unwrap();
-            assert_eq!(w, WorkerWrite::Written);
-        }
-    };
-    put(heartbeat(now_ms())).await;
+    put_worker_entry_in(&workers, &heartbeat(now_ms())).await;
 
     // This process's engine on the same files (manual clock, harness queue).
     let deps = EngineDeps {
@@ -1090,7 +1068,7 @@ async fn a_control_plane_process_killed_mid_transition_is_recovered_after_its_le
 
     // After the retry delay it runs again (the worker, heartbeating, now
     // answers) up to the restaurant's await at step 2.
-    put(heartbeat(h.now())).await;
+    put_worker_entry_in(&workers, &heartbeat(h.now())).await;
     h.clock.advance(9_999);
     assert_eq!(sweep_once::run(&deps, 100).await.enqueued, 0);
     h.clock.advance(1);

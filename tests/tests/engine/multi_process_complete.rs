@@ -15,12 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use tpf_core::domain::envelope::{flatten, payload_hash};
-use tpf_core::domain::execution::{
-    EventType, ExecutionRecord, ExecutionStatus, HistoryEvent, ResultShape,
-};
+use tpf_core::domain::execution::{EventType, ExecutionStatus, HistoryEvent};
 use tpf_core::ports::{AwaitStore, CreateExecution, ExecutionStore, ImportOutcome, Write};
 use tpf_core::providers::file::{FileAwaitStore, FileExecutionStore};
-use tpf_tests::{envelope, import_records, AwaitSpec, TENANT};
+use tpf_tests::{envelope, import_records, queued_record, AwaitSpec, TENANT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_registry_race");
 const PROCESSES: usize = 6;
@@ -98,41 +96,15 @@ async fn park(root: &Path, customer: &str) -> Parked {
     let awaits = FileAwaitStore::new(root.to_path_buf());
     let now = now_ms();
     let id = uuid::Uuid::new_v4().to_string();
-    let input = json!({
-        "shape": "UNI",
-        "payload": envelope("org.example.Order", &json!({"customerName": customer}).to_string()),
-        "items": []
-    });
-    let record = ExecutionRecord {
-        tenant_id: TENANT.into(),
-        execution_id: id.clone(),
-        execution_key: tpf_core::domain::execution::keyless_execution_key(
-            "restaurant-approval",
-            "2025.01.0",
-            &id,
-        ),
-        input_hash: "0".repeat(64),
-        pipeline_id: "restaurant-approval".into(),
-        contract_version: "race".into(),
-        release_version: "2025.01.0".into(),
-        result_shape: ResultShape::Single,
-        status: ExecutionStatus::Queued,
-        version: 0,
-        current_step_index: 0,
-        attempt: 0,
-        lease_owner: None,
-        lease_expires_epoch_ms: 0,
-        next_due_epoch_ms: Some(now),
-        last_transition_key: None,
-        input_payload: RawValue::from_string(input.to_string()).unwrap(),
-        await_unit_id: None,
-        result_payload: None,
-        error_code: None,
-        error_message: None,
-        created_at_epoch_ms: now,
-        updated_at_epoch_ms: now,
-        ttl_epoch_s: now / 1000 + 7 * 86_400,
-    };
+    let record = queued_record(
+        TENANT,
+        "restaurant-approval",
+        "2025.01.0",
+        &id,
+        tpf_core::domain::execution::keyless_execution_key("restaurant-approval", "2025.01.0", &id),
+        &json!({"customerName": customer}),
+        now,
+    );
     let created = executions
         .create(&record, &record.submitted_event(), None, now)
         .await
