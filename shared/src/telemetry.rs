@@ -1,6 +1,7 @@
 //! Logging: JSON lines through `tracing`, one object per event with the
 //! request span's fields (request id, function, tenant) flattened in.
-//! `RUST_LOG` filters (default `info`).
+//! `RUST_LOG` filters (default `info`; release-like builds compile `trace`
+//! out, workspace `Cargo.toml`).
 //!
 //! The filter is `tracing_subscriber`'s `Targets` (`target=level` directives
 //! and a bare default level, e.g. `info,tpf_core=debug`), not `EnvFilter`:
