@@ -37,9 +37,5 @@ if [[ "${1:-}" == sizes ]]; then
     exit 0
 fi
 
-# As deployed (.cargo/config.toml gives the arm64 build `-no-pie`; this host
-# target gets the same through RUSTFLAGS, which reaches only the --target
-# build, not the test and bench builds in target/debug and target/release).
-RUSTFLAGS="${RUSTFLAGS:--C link-arg=-no-pie}" \
-    cargo lambda build --profile deploy --x86-64 --compiler cargo "${packages[@]}"
+cargo lambda build --profile deploy --x86-64 --compiler cargo "${packages[@]}"
 cargo run -p tpf-bench --release --bin tpf-coldstart -- --lambda-dir "$lambda_dir" "$@"

@@ -29,8 +29,9 @@
 //!
 //! Each function runs `--runs` times after one discarded warm-up run (which
 //! pulls the binary into the page cache); the report gives min/p50/p99 per
-//! function, the bootstrap's size against the 8 MB budget, and is written as
-//! JSON. Build the bootstraps first (`bash bench/coldstart.sh` does both).
+//! function and the bootstrap's size, held against the 8 MB budget when the
+//! bootstrap is an arm64 one (the deployed architecture; the timing runs
+//! x86-64 builds, whose size is reported only), and is written as JSON. Build the bootstraps first (`bash bench/coldstart.sh` does both).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,19 @@ use tpf_bench::latency::Summary;
 
 /// Start-up budget of one function, spawn → first answered request.
 const COLD_START_BUDGET: Duration = Duration::from_millis(20);
-/// Size budget of one `bootstrap`.
-const SIZE_BUDGET_BYTES: u64 = 8 * 1024 * 1024;
+/// Size budget of one deployed (arm64) `bootstrap`: 8 MB.
+const SIZE_BUDGET_BYTES: u64 = 8_000_000;
+/// `e_machine` of an AArch64 ELF file.
+const EM_AARCH64: u16 = 183;
+
+/// Whether `binary` is an AArch64 ELF executable (the architecture
+/// `template.yaml` deploys, the one the size budget is about).
+fn is_aarch64_elf(binary: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(binary)?.read_exact(&mut header)?;
+    Ok(header[..4] == *b"\x7fELF" && u16::from_le_bytes([header[18], header[19]]) == EM_AARCH64)
+}
 /// The five functions of `template.yaml`, in its order.
 const FUNCTIONS: [&str; 5] = [
     "control-plane",
@@ -616,7 +628,8 @@ async fn run() -> Result<bool, ColdStartError> {
         // start-up is init.
         let held = if function == "sweeper" { &init } else { &first };
         let start_ok = Duration::from_nanos(held.p99_ns) <= COLD_START_BUDGET;
-        let size_ok = size <= SIZE_BUDGET_BYTES;
+        let size_held = is_aarch64_elf(&binary)?;
+        let size_ok = !size_held || size <= SIZE_BUDGET_BYTES;
         within_budget &= start_ok && size_ok;
         let p = |ns: u64| ms(Duration::from_nanos(ns));
         println!(
@@ -643,6 +656,7 @@ async fn run() -> Result<bool, ColdStartError> {
             json!({
                 "binary": binary.display().to_string(),
                 "sizeBytes": size,
+                "sizeBudgetHeld": size_held,
                 "initMs": summary_ms(&init),
                 "firstResponseMs": summary_ms(&first),
                 "cpuMs": summary_ms(&cpu),
@@ -669,7 +683,7 @@ async fn run() -> Result<bool, ColdStartError> {
     });
     std::fs::write(&out, serde_json::to_string_pretty(&document)?)?;
     println!(
-        "budgets: cold start p99 <= {} ms, size <= 8 MB; report: {}",
+        "budgets: cold start p99 <= {} ms, arm64 bootstrap size <= 8 MB (x86-64: reported only); report: {}",
         ms(COLD_START_BUDGET),
         out.display()
     );
