@@ -704,3 +704,33 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first 20 bytes of an ELF header with `e_machine` = `machine`.
+    fn elf_header(machine: u16) -> Vec<u8> {
+        let mut header = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0".to_vec();
+        header.extend_from_slice(&machine.to_le_bytes());
+        header
+    }
+
+    #[test]
+    fn only_aarch64_elf_files_are_held_to_the_size_budget() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            path
+        };
+        let arm64 = file("arm64", &elf_header(EM_AARCH64));
+        let x86_64 = file("x86_64", &elf_header(62));
+        let script = file("script", b"#!/bin/sh\nexec qemu-aarch64 bootstrap\n");
+        let short = file("short", b"\x7fELF");
+        assert!(is_aarch64_elf(&arm64).expect("readable"));
+        assert!(!is_aarch64_elf(&x86_64).expect("readable"));
+        assert!(!is_aarch64_elf(&script).expect("readable"));
+        assert!(is_aarch64_elf(&short).is_err());
+    }
+}
